@@ -1,0 +1,54 @@
+# The repository's only entry points. Each target creates the venv and installs
+# every package (editable) on a fresh machine with nothing but Python 3.11.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PACKAGES := jax-smm
+STAMP := $(VENV)/.installed
+PYPROJECTS := pyproject.toml $(foreach p,$(PACKAGES),packages/$(p)/pyproject.toml)
+
+.PHONY: venv install demo test test-all bench lint format clean
+
+venv: $(STAMP)
+install: $(STAMP)
+
+$(STAMP): $(PYPROJECTS) Makefile
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet pytest ruff \
+		$(foreach p,$(PACKAGES),-e "packages/$(p)[bench]")
+	touch $(STAMP)
+
+demo: $(STAMP)
+	@for p in $(PACKAGES); do \
+		echo "=== demo: $$p ==="; \
+		$(VENV)/bin/$$p-demo || exit 1; \
+	done
+
+test: $(STAMP)
+	@for p in $(PACKAGES); do \
+		echo "=== tests: $$p ==="; \
+		$(PY) -m pytest -m "not slow" packages/$$p/tests || exit 1; \
+	done
+
+test-all: $(STAMP)
+	@for p in $(PACKAGES); do \
+		$(PY) -m pytest packages/$$p/tests || exit 1; \
+	done
+
+bench: $(STAMP)
+	@for f in $(foreach p,$(PACKAGES),$(wildcard packages/$(p)/benchmarks/bench_*.py)); do \
+		echo "=== bench: $$f ==="; \
+		$(PY) $$f || exit 1; \
+	done
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: $(STAMP)
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+clean:
+	rm -rf $(VENV)

@@ -1,0 +1,215 @@
+"""Moment errors, an exact-enumeration oracle, correlation quality and plots."""
+
+from __future__ import annotations
+
+import math
+import os
+import tempfile
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jax_smm.energy import energy_of_bins, extended_params
+from jax_smm.features import moments_from_bins
+from jax_smm.graph import FactorGraph
+from jax_smm.targets import Targets
+
+MAX_ENUMERATION_STATES = 2**20
+_ENUMERATION_CHUNK = 2**16
+
+
+def _linear_expectation(graph: FactorGraph, model_moments, constraint) -> float:
+    """``E[W]`` of a constraint from the model table of the factor over its scope."""
+    factor = next(f for f in graph.factors if set(f.var_ids) == set(constraint.var_ids))
+    perm = [constraint.var_ids.index(v) for v in factor.var_ids]
+    weights = np.transpose(constraint.weights, perm)
+    return float(np.sum(weights * np.asarray(model_moments[factor.id])))
+
+
+def moment_errors(
+    graph: FactorGraph, targets: Targets, model_moments: Mapping[int, Any]
+) -> np.ndarray:
+    """Absolute errors of every targeted cell and every linear constraint."""
+    errs = [
+        np.abs(np.asarray(model_moments[fid]) - np.asarray(t)).ravel()
+        for fid, t in targets.moments.items()
+    ]
+    errs.append(
+        np.asarray(
+            [
+                abs(_linear_expectation(graph, model_moments, c) - c.target)
+                for c in targets.constraints
+            ]
+        )
+    )
+    return np.concatenate(errs)
+
+
+def max_moment_error(
+    graph: FactorGraph, targets: Targets, model_moments: Mapping[int, Any]
+) -> float:
+    """Largest absolute difference between model and target moments.
+
+    Parameters
+    ----------
+    graph : FactorGraph
+    targets : Targets
+    model_moments : dict of int to array
+        ``{factor_id: table}``, e.g. from :func:`estimate_moments` or
+        :func:`exact_marginals`.
+    """
+    return float(np.max(moment_errors(graph, targets, model_moments), initial=0.0))
+
+
+def mean_moment_error(
+    graph: FactorGraph, targets: Targets, model_moments: Mapping[int, Any]
+) -> float:
+    """Mean absolute difference between model and target moments."""
+    errors = moment_errors(graph, targets, model_moments)
+    return float(errors.mean()) if errors.size else 0.0
+
+
+def joint_size(graph: FactorGraph) -> int:
+    """Number of joint discrete configurations (states and bins)."""
+    return math.prod(graph.plan.cards)
+
+
+def enumerate_joint(
+    graph: FactorGraph, theta_groups: Sequence[jax.Array] | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """All joint configurations and their probabilities, by brute force.
+
+    Returns
+    -------
+    configs : int32[N, n]
+        Every configuration of states/bins, in row-major order.
+    probs : float64[N]
+        Their probabilities under ``p ∝ exp(sum theta)``.
+    """
+    size = joint_size(graph)
+    if size > MAX_ENUMERATION_STATES:
+        raise ValueError(
+            f"graph has {size} joint states; exact enumeration is limited to "
+            f"{MAX_ENUMERATION_STATES}"
+        )
+    groups = graph.theta_groups if theta_groups is None else theta_groups
+    theta_ext = extended_params(groups)
+    configs = np.stack(
+        np.unravel_index(np.arange(size), graph.plan.cards), axis=-1
+    ).astype(np.int32)
+    score = jax.jit(energy_of_bins)
+    energies = np.concatenate(
+        [
+            np.asarray(
+                score(graph.plan, theta_ext, configs[i : i + _ENUMERATION_CHUNK])
+            )
+            for i in range(0, size, _ENUMERATION_CHUNK)
+        ]
+    ).astype(np.float64)
+    probs = np.exp(energies - energies.max())
+    return configs, probs / probs.sum()
+
+
+def exact_marginals(
+    graph: FactorGraph, theta_groups: Sequence[jax.Array] | None = None
+) -> dict[int, jax.Array]:
+    """Exact factor marginal tables by enumerating every joint configuration.
+
+    Usable for graphs of up to ``2**20`` (about 1e6) joint states; continuous
+    variables count their bins.
+
+    Returns
+    -------
+    dict of int to jax.Array
+        ``{factor_id: table}``, shaped like each theta.
+    """
+    configs, probs = enumerate_joint(graph, theta_groups)
+    flat = moments_from_bins(graph.plan, jnp.asarray(configs), jnp.asarray(probs))
+    return graph.unstack_tables(flat)
+
+
+def exact_variable_marginals(
+    graph: FactorGraph, theta_groups: Sequence[jax.Array] | None = None
+) -> list[np.ndarray]:
+    """Exact single-variable marginals (over states or bins) by enumeration."""
+    configs, probs = enumerate_joint(graph, theta_groups)
+    return [
+        np.bincount(configs[:, v], weights=probs, minlength=card)
+        for v, card in enumerate(graph.plan.cards)
+    ]
+
+
+def connected_correlations(
+    graph: FactorGraph, moments: Mapping[int, Any]
+) -> np.ndarray:
+    """Connected correlations ``f_ij(a, b) - f_i(a) f_j(b)`` of every pair factor.
+
+    The single-site frequencies come from the pair table's own margins.
+
+    Returns
+    -------
+    numpy.ndarray
+        All entries of every pair factor, concatenated.
+    """
+    out = []
+    for f in graph.factors:
+        if f.order != 2:
+            continue
+        table = np.asarray(moments[f.id], np.float64)
+        out.append((table - np.outer(table.sum(1), table.sum(0))).ravel())
+    if not out:
+        raise ValueError("the graph has no pair factors")
+    return np.concatenate(out)
+
+
+def correlation_pearson(
+    graph: FactorGraph,
+    model_moments: Mapping[int, Any],
+    target_moments: Mapping[int, Any],
+) -> float:
+    """Pearson correlation of model vs target connected pair correlations."""
+    model = connected_correlations(graph, model_moments)
+    target = connected_correlations(graph, target_moments)
+    return float(np.corrcoef(model, target)[0, 1])
+
+
+def save_figure(fig: Any, path: str | os.PathLike) -> Path:
+    """Write a matplotlib figure atomically (temporary file, then rename)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(suffix=path.suffix, dir=path.parent)
+    os.close(fd)
+    try:
+        fig.savefig(tmp, dpi=120, bbox_inches="tight")
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+    return path
+
+
+def plot_history(
+    history: Mapping[str, Any], path: str | os.PathLike, title: str = ""
+) -> Path:
+    """Plot max and mean moment error against iteration to a PNG file."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    ax.semilogy(history["iteration"], history["max_error"], label="max |error|")
+    ax.semilogy(history["iteration"], history["mean_error"], label="mean |error|")
+    ax.set_xlabel("iteration")
+    ax.set_ylabel("moment error")
+    ax.set_title(title or "stochastic moment matching")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend()
+    try:
+        return save_figure(fig, path)
+    finally:
+        plt.close(fig)

@@ -1,0 +1,611 @@
+"""Variables, factors and the factor graph, compiled once into an immutable plan.
+
+The model is ``p_theta(x) ∝ exp(sum_f theta_f[x_f])``: a factor's table entry is
+*added* to the log-probability (higher theta, more probable). Every module of the
+package keeps this sign convention.
+
+A :class:`FactorGraph` is the user-facing description. Building one validates it
+and compiles it into a :class:`Plan`: factor tables stacked by ``(order, shape)``
+into groups, flat integer "wiring" arrays that locate every factor cell inside the
+concatenation of those groups, and a graph colouring in which the variables of one
+factor always get distinct colours (so a colour class can be resampled at once).
+The hot path (energy, samplers, moment estimation) only ever sees the plan and the
+parameters; the parameters are arguments, so one compilation serves a whole fit.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Literal
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+VariableKind = Literal["categorical", "bounded_continuous"]
+MAX_ORDER = 3
+
+
+@dataclass(frozen=True)
+class Variable:
+    """A categorical or a bounded continuous variable.
+
+    Parameters
+    ----------
+    name : str
+        Human-readable name.
+    kind : {"categorical", "bounded_continuous"}
+        Categorical variables take states ``0 .. num_states - 1``; bounded
+        continuous ones take real values in ``[low, high]``, discretised into
+        ``num_bins`` equal-width bins for factor lookup.
+    num_states : int, optional
+        Number of states (categorical only, at least 2).
+    low, high : float, optional
+        Finite bounds with ``low < high`` (continuous only).
+    num_bins : int, optional
+        Number of equal-width bins (continuous only, at least 1).
+    """
+
+    name: str
+    kind: VariableKind = "categorical"
+    num_states: int | None = None
+    low: float | None = None
+    high: float | None = None
+    num_bins: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.kind == "categorical":
+            if self.num_states is None or int(self.num_states) < 2:
+                raise ValueError(
+                    f"Variable {self.name!r}: num_states must be an integer >= 2 "
+                    f"for a categorical variable, got {self.num_states!r}"
+                )
+            object.__setattr__(self, "num_states", int(self.num_states))
+        elif self.kind == "bounded_continuous":
+            if self.low is None or self.high is None:
+                raise ValueError(
+                    f"Variable {self.name!r}: low and high are required for a "
+                    "bounded_continuous variable"
+                )
+            low, high = float(self.low), float(self.high)
+            if not (math.isfinite(low) and math.isfinite(high)) or low >= high:
+                raise ValueError(
+                    f"Variable {self.name!r}: need finite low < high, got "
+                    f"low={self.low!r}, high={self.high!r}"
+                )
+            if self.num_bins is None or int(self.num_bins) < 1:
+                raise ValueError(
+                    f"Variable {self.name!r}: num_bins must be an integer >= 1, "
+                    f"got {self.num_bins!r}"
+                )
+            object.__setattr__(self, "low", low)
+            object.__setattr__(self, "high", high)
+            object.__setattr__(self, "num_bins", int(self.num_bins))
+        else:
+            raise ValueError(
+                f"Variable {self.name!r}: kind must be 'categorical' or "
+                f"'bounded_continuous', got {self.kind!r}"
+            )
+
+    @classmethod
+    def categorical(cls, name: str, num_states: int) -> Variable:
+        """Build a categorical variable with ``num_states`` states."""
+        return cls(name=name, kind="categorical", num_states=num_states)
+
+    @classmethod
+    def continuous(cls, name: str, low: float, high: float, num_bins: int) -> Variable:
+        """Build a bounded continuous variable on ``[low, high]``."""
+        return cls(
+            name=name, kind="bounded_continuous", low=low, high=high, num_bins=num_bins
+        )
+
+    @property
+    def is_continuous(self) -> bool:
+        """Whether the variable is bounded continuous."""
+        return self.kind == "bounded_continuous"
+
+    @property
+    def cardinality(self) -> int:
+        """Number of discrete states a factor table sees (states or bins)."""
+        return int(self.num_bins if self.is_continuous else self.num_states)
+
+
+@dataclass(frozen=True, eq=False)
+class Factor:
+    """A table factor over one to three variables.
+
+    Parameters
+    ----------
+    id : int
+        Identifier, unique within a graph; targets are keyed by it.
+    var_ids : tuple of int
+        The variables in scope (1 to 3, distinct), in table-axis order.
+    theta : array_like
+        Log-potential table: ``theta[x_i, x_j, ...]`` is added to the
+        log-probability.
+    table_shape : tuple of int, optional
+        Expected shape of ``theta``; defaults to ``theta.shape``. The graph checks
+        it against the cardinalities of ``var_ids``.
+    """
+
+    id: int
+    var_ids: tuple[int, ...]
+    theta: jax.Array
+    table_shape: tuple[int, ...] = ()
+
+    def __post_init__(self) -> None:
+        var_ids = tuple(int(v) for v in self.var_ids)
+        if not 1 <= len(var_ids) <= MAX_ORDER:
+            raise ValueError(
+                f"Factor {self.id}: var_ids must hold 1 to {MAX_ORDER} variables, "
+                f"got {len(var_ids)}"
+            )
+        if len(set(var_ids)) != len(var_ids):
+            raise ValueError(f"Factor {self.id}: var_ids has repeats: {var_ids}")
+        theta = jnp.asarray(self.theta, dtype=jnp.float32)
+        shape = tuple(int(s) for s in (self.table_shape or theta.shape))
+        if theta.shape != shape:
+            raise ValueError(
+                f"Factor {self.id}: theta shape {theta.shape} != table_shape {shape}"
+            )
+        if len(shape) != len(var_ids):
+            raise ValueError(
+                f"Factor {self.id}: table_shape {shape} has {len(shape)} axes for "
+                f"{len(var_ids)} variables"
+            )
+        object.__setattr__(self, "var_ids", var_ids)
+        object.__setattr__(self, "theta", theta)
+        object.__setattr__(self, "table_shape", shape)
+
+    @property
+    def order(self) -> int:
+        """Number of variables in scope."""
+        return len(self.var_ids)
+
+
+@jax.tree_util.register_dataclass
+@dataclass(frozen=True)
+class Plan:
+    """The compiled, immutable description the hot path works on.
+
+    Array fields are pytree leaves; every other field is static and hashable, so
+    an equal plan built anew neither retraces nor breaks ``jit``.
+
+    Attributes
+    ----------
+    group_shapes : tuple of tuple of int
+        Table shape of each factor group (factors stacked by order and shape).
+    group_sizes : tuple of int
+        Number of factors in each group.
+    cards : tuple of int
+        Cardinality (states or bins) of every variable.
+    max_card : int
+        Largest cardinality.
+    cat_vars, cont_vars : tuple of int
+        Variable ids stored in ``state["cat"]`` and ``state["cont"]``, in order.
+    cont_low, cont_high : tuple of float
+        Bounds of the continuous variables, in ``cont_vars`` order.
+    num_colours, colour_size : int
+        Number of colour classes and the padded size of each.
+    pair_degree, triple_degree, unary_degree : int
+        Padded number of pair, triple and unary incidences per variable.
+    factor_vars : int32[F + 1, 3]
+        Variables of every factor in plan order (padded with 0); the extra last
+        factor is padding.
+    factor_strides : int32[F + 1, 3]
+        Row-major strides of each factor's cells (0 for padding).
+    factor_offset : int32[F + 1]
+        Position of each factor's first cell in the flat parameter vector; the
+        padding factor points at cell ``P``, an appended zero.
+    var_factors : int32[n, A]
+        Plan indices of the factors adjacent to each variable (``F`` = padding).
+    row_of_var : int32[n]
+        Row of every variable in the colour-blocked sampler layout.
+    var_of_row : int32[R]
+        Variable of each row (``n`` for padding rows).
+    unary_cells : int32[R, D1, K]
+        Flat cell of each unary incidence of a row, per state (``P`` = zero).
+    pair_rows : int32[R, D2]
+        Row of the other variable of each pair incidence.
+    pair_cells : int32[R, D2, K, K]
+        Flat cell ``[state of row, state of other]`` of each pair incidence.
+    triple_rows : int32[R, D3, 2]
+        Rows of the two other variables of each triple incidence.
+    triple_cells : int32[R, D3, K, K, K]
+        Flat cell ``[state of row, state of first, state of second]``.
+    state_mask : float32[R, K]
+        0 for valid states, ``-inf`` for padding states of each row.
+    """
+
+    group_shapes: tuple[tuple[int, ...], ...] = field(metadata={"static": True})
+    group_sizes: tuple[int, ...] = field(metadata={"static": True})
+    cards: tuple[int, ...] = field(metadata={"static": True})
+    max_card: int = field(metadata={"static": True})
+    cat_vars: tuple[int, ...] = field(metadata={"static": True})
+    cont_vars: tuple[int, ...] = field(metadata={"static": True})
+    cont_low: tuple[float, ...] = field(metadata={"static": True})
+    cont_high: tuple[float, ...] = field(metadata={"static": True})
+    num_colours: int = field(metadata={"static": True})
+    colour_size: int = field(metadata={"static": True})
+    pair_degree: int = field(metadata={"static": True})
+    triple_degree: int = field(metadata={"static": True})
+    unary_degree: int = field(metadata={"static": True})
+    factor_vars: jax.Array
+    factor_strides: jax.Array
+    factor_offset: jax.Array
+    var_factors: jax.Array
+    row_of_var: jax.Array
+    var_of_row: jax.Array
+    unary_cells: jax.Array
+    pair_rows: jax.Array
+    pair_cells: jax.Array
+    triple_rows: jax.Array
+    triple_cells: jax.Array
+    state_mask: jax.Array
+
+    @property
+    def num_vars(self) -> int:
+        """Number of variables."""
+        return len(self.cards)
+
+    @property
+    def num_factors(self) -> int:
+        """Number of factors."""
+        return sum(self.group_sizes)
+
+    @property
+    def num_params(self) -> int:
+        """Length of the flat parameter vector (all factor cells)."""
+        return sum(
+            size * math.prod(shape)
+            for size, shape in zip(self.group_sizes, self.group_shapes, strict=True)
+        )
+
+    @property
+    def num_rows(self) -> int:
+        """Rows of the colour-blocked sampler layout."""
+        return self.num_colours * self.colour_size
+
+
+def flatten_theta(theta_groups: Sequence[jax.Array]) -> jax.Array:
+    """Concatenate stacked group tables into the flat parameter vector.
+
+    Parameters
+    ----------
+    theta_groups : sequence of arrays
+        One ``(F_g, *shape_g)`` array per factor group.
+
+    Returns
+    -------
+    jax.Array
+        ``float32[P]``, the cells of every factor in plan order.
+    """
+    return jnp.concatenate([jnp.ravel(t) for t in theta_groups])
+
+
+def unflatten_theta(plan: Plan, flat: jax.Array) -> tuple[jax.Array, ...]:
+    """Split a flat vector (parameters or moments) into stacked group tables."""
+    out, start = [], 0
+    for size, shape in zip(plan.group_sizes, plan.group_shapes, strict=True):
+        stop = start + size * math.prod(shape)
+        out.append(flat[start:stop].reshape((size, *shape)))
+        start = stop
+    return tuple(out)
+
+
+def dsatur_colouring(neighbours: Sequence[set[int]]) -> list[int]:
+    """Colour a graph greedily by saturation degree (DSATUR).
+
+    Parameters
+    ----------
+    neighbours : sequence of set of int
+        Adjacency sets of an undirected graph.
+
+    Returns
+    -------
+    list of int
+        A colour per vertex; adjacent vertices get different colours.
+    """
+    n = len(neighbours)
+    colours = [-1] * n
+    seen: list[set[int]] = [set() for _ in range(n)]
+    heap = [(0, -len(neighbours[v]), v) for v in range(n)]
+    heapq.heapify(heap)
+    while heap:
+        neg_sat, _, vertex = heapq.heappop(heap)
+        if colours[vertex] >= 0 or -neg_sat != len(seen[vertex]):
+            continue  # stale entry: already coloured or saturation has grown
+        colour = next(c for c in range(n) if c not in seen[vertex])
+        colours[vertex] = colour
+        for u in neighbours[vertex]:
+            if colours[u] < 0 and colour not in seen[u]:
+                seen[u].add(colour)
+                heapq.heappush(heap, (-len(seen[u]), -len(neighbours[u]), u))
+    return colours
+
+
+class FactorGraph:
+    """A sparse factor graph over categorical and bounded continuous variables.
+
+    Parameters
+    ----------
+    variables : sequence of Variable
+        The variables; a variable's id is its position.
+    factors : sequence of Factor
+        The factors, with unique ids and in-range, correctly shaped tables.
+
+    Attributes
+    ----------
+    variables : tuple of Variable
+    factors : tuple of Factor
+    var_to_factors : list of list of int
+        Factor ids adjacent to each variable.
+    factor_to_vars : list of tuple of int
+        Scope of each factor, in ``factors`` order.
+    var_index : dict of int to tuple of (str, int)
+        ``var_id -> ("cat", i)`` or ``("cont", i)``: where the variable lives in
+        the state pytree.
+    plan : Plan
+        The compiled description used by every computation.
+    theta_groups : tuple of jax.Array
+        The factor tables stacked by group, the parameter pytree of a fit.
+    """
+
+    def __init__(
+        self, variables: Sequence[Variable], factors: Sequence[Factor]
+    ) -> None:
+        self.variables = tuple(variables)
+        self.factors = tuple(factors)
+        if not self.variables:
+            raise ValueError("variables must not be empty")
+        for v in self.variables:
+            if not isinstance(v, Variable):
+                raise ValueError(f"variables must hold Variable objects, got {v!r}")
+        n = len(self.variables)
+        ids = [f.id for f in self.factors]
+        if len(set(ids)) != len(ids):
+            raise ValueError(f"factors: factor ids must be unique, got {ids}")
+        for f in self.factors:
+            bad = [v for v in f.var_ids if not 0 <= v < n]
+            if bad:
+                raise ValueError(
+                    f"factors: factor {f.id} has var_ids {bad} out of range [0, {n})"
+                )
+            expected = tuple(self.variables[v].cardinality for v in f.var_ids)
+            if f.table_shape != expected:
+                raise ValueError(
+                    f"factors: factor {f.id} has table_shape {f.table_shape}, but "
+                    f"its variables have cardinalities {expected}"
+                )
+        self.factor_to_vars = [f.var_ids for f in self.factors]
+        self.var_to_factors: list[list[int]] = [[] for _ in range(n)]
+        for f in self.factors:
+            for v in f.var_ids:
+                self.var_to_factors[v].append(f.id)
+        self.var_index: dict[int, tuple[str, int]] = {}
+        counts = {"cat": 0, "cont": 0}
+        for i, v in enumerate(self.variables):
+            key = "cont" if v.is_continuous else "cat"
+            self.var_index[i] = (key, counts[key])
+            counts[key] += 1
+        self._factor_pos = {f.id: i for i, f in enumerate(self.factors)}
+        self.plan, self._plan_order = _compile(self.variables, self.factors)
+        order = [pos for members in self._plan_order for pos in members]
+        self._plan_index = {self.factors[pos].id: i for i, pos in enumerate(order)}
+        self.theta_groups = self._stack(f.theta for f in self.factors)
+
+    @property
+    def num_vars(self) -> int:
+        """Number of variables."""
+        return len(self.variables)
+
+    @property
+    def n_cat(self) -> int:
+        """Number of categorical variables."""
+        return len(self.plan.cat_vars)
+
+    @property
+    def n_cont(self) -> int:
+        """Number of bounded continuous variables."""
+        return len(self.plan.cont_vars)
+
+    def factor(self, factor_id: int) -> Factor:
+        """Return the factor with id ``factor_id``."""
+        return self.factors[self.factor_position(factor_id)]
+
+    def factor_position(self, factor_id: int) -> int:
+        """Position of factor ``factor_id`` in ``factors``."""
+        try:
+            return self._factor_pos[int(factor_id)]
+        except KeyError:
+            raise ValueError(f"factor_id {factor_id!r} is not in the graph") from None
+
+    def cell_range(self, factor_id: int) -> tuple[int, int]:
+        """Start and stop of factor ``factor_id``'s cells in the flat vector."""
+        i = self._plan_index[self.factor(factor_id).id]
+        start = int(self.plan.factor_offset[i])
+        return start, start + math.prod(self.factor(factor_id).table_shape)
+
+    def _stack(self, tables) -> tuple[jax.Array, ...]:
+        """Stack per-factor tables (in ``factors`` order) into group arrays."""
+        tables = list(tables)
+        return tuple(
+            jnp.stack([jnp.asarray(tables[i], jnp.float32) for i in members])
+            for members in self._plan_order
+        )
+
+    def stack_tables(self, tables: dict[int, jax.Array]) -> tuple[jax.Array, ...]:
+        """Stack a ``{factor_id: table}`` dict (all factors) into group arrays."""
+        return self._stack(tables[f.id] for f in self.factors)
+
+    def unstack_tables(self, groups: Sequence[jax.Array]) -> dict[int, jax.Array]:
+        """Split group arrays (or a flat vector) into a ``{factor_id: table}`` dict."""
+        if not isinstance(groups, (tuple, list)):
+            groups = unflatten_theta(self.plan, groups)
+        out: dict[int, jax.Array] = {}
+        for members, group in zip(self._plan_order, groups, strict=True):
+            for j, pos in enumerate(members):
+                out[self.factors[pos].id] = group[j]
+        return out
+
+    @property
+    def thetas(self) -> dict[int, jax.Array]:
+        """The current tables as a ``{factor_id: theta}`` dict."""
+        return self.unstack_tables(self.theta_groups)
+
+    def with_theta(self, theta_groups: Sequence[jax.Array]) -> FactorGraph:
+        """Return a copy whose factors carry the given group tables.
+
+        The compiled plan is shared, not rebuilt.
+        """
+        groups = tuple(jnp.asarray(g, jnp.float32) for g in theta_groups)
+        tables = self.unstack_tables(groups)
+        new = object.__new__(FactorGraph)
+        new.__dict__.update(self.__dict__)
+        new.factors = tuple(
+            Factor(f.id, f.var_ids, tables[f.id], f.table_shape) for f in self.factors
+        )
+        new.theta_groups = groups
+        return new
+
+    def __repr__(self) -> str:
+        return (
+            f"FactorGraph({self.num_vars} variables ({self.n_cat} categorical, "
+            f"{self.n_cont} continuous), {len(self.factors)} factors, "
+            f"{self.plan.num_colours} colours)"
+        )
+
+
+def _compile(
+    variables: Sequence[Variable], factors: Sequence[Factor]
+) -> tuple[Plan, tuple[tuple[int, ...], ...]]:
+    """Compile variables and factors into a :class:`Plan` (host-side, NumPy)."""
+    n = len(variables)
+    cards = tuple(v.cardinality for v in variables)
+    k = max(cards)
+
+    # Groups by (order, shape), in order of first appearance.
+    groups: dict[tuple[int, ...], list[int]] = {}
+    for pos, f in enumerate(factors):
+        groups.setdefault(f.table_shape, []).append(pos)
+    plan_order = tuple(tuple(m) for m in groups.values())
+    order = [pos for members in plan_order for pos in members]
+    num_f = len(order)
+
+    factor_vars = np.zeros((num_f + 1, MAX_ORDER), np.int32)
+    factor_strides = np.zeros((num_f + 1, MAX_ORDER), np.int32)
+    factor_offset = np.zeros(num_f + 1, np.int32)
+    offset = 0
+    for i, pos in enumerate(order):
+        f = factors[pos]
+        strides = np.cumprod((*f.table_shape[1:], 1)[::-1])[::-1]
+        factor_vars[i, : f.order] = f.var_ids
+        factor_strides[i, : f.order] = strides
+        factor_offset[i] = offset
+        offset += math.prod(f.table_shape)
+    num_params = offset
+    zero_cell = num_params  # index of an appended 0.0 used for padding
+    factor_offset[num_f] = zero_cell
+
+    # Adjacency (plan indices) and the interaction graph.
+    adjacent: list[list[int]] = [[] for _ in range(n)]
+    neighbours: list[set[int]] = [set() for _ in range(n)]
+    for i, pos in enumerate(order):
+        scope = factors[pos].var_ids
+        for v in scope:
+            adjacent[v].append(i)
+            neighbours[v].update(u for u in scope if u != v)
+    degree = max(1, max(len(a) for a in adjacent))
+    var_factors = np.full((n, degree), num_f, np.int32)
+    for v, adj in enumerate(adjacent):
+        var_factors[v, : len(adj)] = adj
+
+    # Colour classes, each padded to the largest, laid out as row blocks.
+    colours = dsatur_colouring(neighbours)
+    num_colours = max(colours) + 1
+    members_of = [[v for v in range(n) if colours[v] == c] for c in range(num_colours)]
+    colour_size = max(len(m) for m in members_of)
+    num_rows = num_colours * colour_size
+    row_of_var = np.zeros(n, np.int32)
+    var_of_row = np.full(num_rows, n, np.int32)
+    for c, members in enumerate(members_of):
+        for j, v in enumerate(members):
+            row_of_var[v] = c * colour_size + j
+            var_of_row[c * colour_size + j] = v
+
+    # Incidences: for each variable, the cells of each adjacent factor oriented so
+    # that the variable's own state is the first axis.
+    incid: dict[int, list[list[tuple[tuple[int, ...], np.ndarray]]]] = {
+        1: [[] for _ in range(n)],
+        2: [[] for _ in range(n)],
+        3: [[] for _ in range(n)],
+    }
+    for i, pos in enumerate(order):
+        f = factors[pos]
+        cells = factor_offset[i] + np.arange(math.prod(f.table_shape)).reshape(
+            f.table_shape
+        )
+        for axis, v in enumerate(f.var_ids):
+            others = tuple(u for u in f.var_ids if u != v)
+            perm = (axis, *(a for a in range(f.order) if a != axis))
+            incid[f.order][v].append((others, np.transpose(cells, perm)))
+
+    def padded(order_: int) -> tuple[int, np.ndarray, np.ndarray]:
+        deg = max(1, max(len(lst) for lst in incid[order_]))
+        rows = np.zeros((num_rows, deg, max(order_ - 1, 1)), np.int32)
+        cells = np.full((num_rows, deg) + (k,) * order_, zero_cell, np.int32)
+        for v in range(n):
+            r = row_of_var[v]
+            for d, (others, table) in enumerate(incid[order_][v]):
+                rows[r, d, : len(others)] = [row_of_var[u] for u in others]
+                cells[(r, d, *(slice(0, s) for s in table.shape))] = table
+        return deg, rows, cells
+
+    unary_degree, _, unary_cells = padded(1)
+    pair_degree, pair_rows, pair_cells = padded(2)
+    triple_degree, triple_rows, triple_cells = padded(3)
+    if not any(incid[3]):
+        triple_degree = 0
+        triple_rows, triple_cells = triple_rows[:, :0], triple_cells[:, :0]
+    if not any(incid[2]):
+        pair_degree = 0
+        pair_rows, pair_cells = pair_rows[:, :0], pair_cells[:, :0]
+
+    state_mask = np.full((num_rows, k), -np.inf, np.float32)
+    state_mask[:, 0] = 0.0  # padding rows hold state 0
+    for v in range(n):
+        state_mask[row_of_var[v], : cards[v]] = 0.0
+
+    cat_vars = tuple(i for i, v in enumerate(variables) if not v.is_continuous)
+    cont_vars = tuple(i for i, v in enumerate(variables) if v.is_continuous)
+    plan = Plan(
+        group_shapes=tuple(groups),
+        group_sizes=tuple(len(m) for m in plan_order),
+        cards=cards,
+        max_card=k,
+        cat_vars=cat_vars,
+        cont_vars=cont_vars,
+        cont_low=tuple(float(variables[i].low) for i in cont_vars),
+        cont_high=tuple(float(variables[i].high) for i in cont_vars),
+        num_colours=num_colours,
+        colour_size=colour_size,
+        pair_degree=pair_degree,
+        triple_degree=triple_degree,
+        unary_degree=unary_degree,
+        factor_vars=jnp.asarray(factor_vars),
+        factor_strides=jnp.asarray(factor_strides),
+        factor_offset=jnp.asarray(factor_offset),
+        var_factors=jnp.asarray(var_factors),
+        row_of_var=jnp.asarray(row_of_var),
+        var_of_row=jnp.asarray(var_of_row),
+        unary_cells=jnp.asarray(unary_cells),
+        pair_rows=jnp.asarray(pair_rows[..., 0]),
+        pair_cells=jnp.asarray(pair_cells),
+        triple_rows=jnp.asarray(triple_rows),
+        triple_cells=jnp.asarray(triple_cells),
+        state_mask=jnp.asarray(state_mask),
+    )
+    return plan, plan_order
