@@ -11,6 +11,7 @@ iterations run inside ``lax.scan`` chunks and a tqdm bar follows the chunks.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 from typing import Any, Literal, NamedTuple
@@ -202,6 +203,7 @@ def fit_smm(
     targets: Targets,
     config: SMMConfig | None = None,
     initial_states: State | None = None,
+    callback: Callable[[int, State], bool | None] | None = None,
 ) -> tuple[FactorGraph, dict[str, Any]]:
     """Fit the graph's factor tables so that model moments match ``targets``.
 
@@ -218,6 +220,9 @@ def fit_smm(
     initial_states : dict, optional
         Chain states to start from (e.g. ``history["states"]`` of an earlier
         fit); uniformly random if omitted.
+    callback : callable, optional
+        Called after every chunk as ``callback(iterations_done, chain_states)``;
+        returning ``True`` stops the fit there (the history then ends early).
 
     Returns
     -------
@@ -288,10 +293,12 @@ def fit_smm(
             runtime.extend((t0 - start + frac * (t1 - t0)).tolist())
             bar.update(n_active)
             bar.set_postfix(max_error=f"{max_err[-1]:.4f}")
+            if callback is not None and callback(first + n_active, carry.states):
+                break
 
     theta = effective_theta(carry.params, compiled)
     history = {
-        "iteration": list(range(total)),
+        "iteration": list(range(len(max_err))),
         "max_error": max_err,
         "mean_error": mean_err,
         "runtime": runtime,
