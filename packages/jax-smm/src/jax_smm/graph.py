@@ -151,6 +151,8 @@ class Factor:
             raise ValueError(
                 f"Factor {self.id}: theta shape {theta.shape} != table_shape {shape}"
             )
+        if not bool(jnp.all(jnp.isfinite(theta))):
+            raise ValueError(f"Factor {self.id}: theta must be finite")
         if len(shape) != len(var_ids):
             raise ValueError(
                 f"Factor {self.id}: table_shape {shape} has {len(shape)} axes for "

@@ -1,0 +1,143 @@
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from jax_smm import (
+    LinearConstraint,
+    PersistentBuffer,
+    SMMConfig,
+    bin_centers,
+    build_targets_from_marginals,
+    build_targets_from_samples,
+    exact_marginals,
+    exact_variable_marginals,
+    fit_smm,
+)
+
+FAST = dict(num_iterations=60, num_chains=64, progress=False)
+
+
+def zero_copy(graph):
+    return graph.with_theta([jnp.zeros_like(t) for t in graph.theta_groups])
+
+
+def test_fit_from_samples_recovers_pair_moments(make_graph):
+    scopes = [(0,), (1,), (2,), (3,), (0, 1), (1, 2), (2, 3), (0, 3), (1, 3)]
+    teacher = make_graph([2, 3, 2, 3], scopes, seed=4, scale=0.8)
+    truth = exact_marginals(teacher)
+    buffer = PersistentBuffer.initialize(teacher, 4000, 0)
+    buffer, _, _ = buffer.sample_step(teacher, n_sweeps=50)
+    samples = buffer.get_states()
+    targets = build_targets_from_samples(teacher, samples)
+    config = SMMConfig(
+        num_iterations=400, num_chains=512, learning_rate=0.05, progress=False
+    )
+    fitted, _ = fit_smm(zero_copy(teacher), targets, config)
+    got = exact_marginals(fitted)
+    for fid in (4, 5, 6, 7, 8):
+        # sampling error of 4000 independent samples is ~0.008 per cell
+        assert np.abs(np.asarray(got[fid]) - np.asarray(truth[fid])).max() < 0.03
+
+
+def test_linear_constraints_on_a_continuous_variable(make_graph):
+    graph = make_graph(
+        [10, 2], [(0,), (1,), (0, 1)], seed=0, scale=0.0, continuous={0: (0.0, 10.0)}
+    )
+    centres = bin_centers(graph.variables[0])
+    mean = LinearConstraint((0,), centres, 3.0, name="E[x]")
+    tail = LinearConstraint((0,), (centres > 5).astype(float), 0.2, name="P(x>5)")
+    # P(y = 1 | x > 5) = 0.7, written as E[1[x>5] (y - 0.7)] = 0
+    w = np.outer(centres > 5, [-0.7, 0.3])
+    cond = LinearConstraint((0, 1), w, 0.0, name="P(y|x>5)")
+    targets = build_targets_from_marginals(graph, {}, [mean, tail, cond])
+    config = SMMConfig(
+        num_iterations=500, num_chains=512, learning_rate=0.05, progress=False
+    )
+    fitted, history = fit_smm(graph, targets, config)
+    px = exact_variable_marginals(fitted)[0]
+    assert abs(px @ centres - 3.0) < 0.05
+    assert abs(px[centres > 5].sum() - 0.2) < 0.01
+    pair = np.asarray(exact_marginals(fitted)[2])
+    assert abs(pair[centres > 5, 1].sum() / pair[centres > 5].sum() - 0.7) < 0.03
+    assert history["multipliers"].shape == (3,)
+    # the unconstrained factors keep their (zero) theta
+    np.testing.assert_array_equal(fitted.thetas[1], np.zeros(2))
+
+
+def test_same_seed_same_fit(mixed_graph):
+    targets = build_targets_from_marginals(mixed_graph, exact_marginals(mixed_graph))
+    runs = [
+        fit_smm(zero_copy(mixed_graph), targets, SMMConfig(**FAST)) for _ in range(2)
+    ]
+    np.testing.assert_array_equal(runs[0][1]["max_error"], runs[1][1]["max_error"])
+    for a, b in zip(runs[0][0].theta_groups, runs[1][0].theta_groups, strict=False):
+        np.testing.assert_array_equal(a, b)
+    other = fit_smm(zero_copy(mixed_graph), targets, SMMConfig(**FAST, seed=1))
+    assert not np.array_equal(other[1]["max_error"], runs[0][1]["max_error"])
+
+
+def test_sgd_clip_sequential_and_callback(mixed_graph):
+    targets = build_targets_from_marginals(mixed_graph, exact_marginals(mixed_graph))
+    calls = []
+
+    def stop_after_two(iteration, states):
+        calls.append(iteration)
+        return len(calls) == 2
+
+    config = SMMConfig(
+        **FAST,
+        optimizer="sgd",
+        learning_rate=0.5,
+        grad_clip=1.0,
+        kernel="sequential",
+        chunk_size=20,
+    )
+    _, history = fit_smm(
+        zero_copy(mixed_graph), targets, config, callback=stop_after_two
+    )
+    assert calls == [20, 40]
+    assert len(history["max_error"]) == 40
+    assert history["max_error"][-1] < history["max_error"][0]
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("optimizer", "rmsprop"),
+        ("learning_rate", 0.0),
+        ("num_chains", 0),
+        ("num_iterations", 2.5),
+        ("l2_regularization", -1.0),
+        ("grad_clip", 0.0),
+        ("schedule", "linear"),
+        ("kernel", "metropolis"),
+    ],
+)
+def test_bad_config_names_the_field(field, value):
+    with pytest.raises(ValueError, match=field if field != "kernel" else "kernel"):
+        SMMConfig(**{field: value})
+
+
+def test_nan_gradient_stops_the_fit(mixed_graph):
+    targets = build_targets_from_marginals(mixed_graph, exact_marginals(mixed_graph))
+    config = SMMConfig(
+        num_iterations=40,
+        num_chains=16,
+        optimizer="sgd",
+        learning_rate=1e38,
+        l2_regularization=1.0,
+        schedule="constant",
+        progress=False,
+    )
+    with pytest.raises(FloatingPointError, match="non-finite gradient at iteration"):
+        fit_smm(zero_copy(mixed_graph), targets, config)
+
+
+def test_fit_runs_under_initial_states_and_jit_free_api(mixed_graph):
+    targets = build_targets_from_marginals(mixed_graph, exact_marginals(mixed_graph))
+    g1, h1 = fit_smm(zero_copy(mixed_graph), targets, SMMConfig(**FAST))
+    _g2, h2 = fit_smm(g1, targets, SMMConfig(**FAST), initial_states=h1["states"])
+    assert jax.tree.map(jnp.shape, h2["states"]) == jax.tree.map(
+        jnp.shape, h1["states"]
+    )
+    assert np.mean(h2["max_error"]) < np.mean(h1["max_error"])
