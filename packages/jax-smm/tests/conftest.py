@@ -6,6 +6,7 @@ import itertools
 
 import numpy as np
 import pytest
+
 from jax_smm import Factor, FactorGraph, Variable
 
 

@@ -1,6 +1,7 @@
 import jax
 import jax.numpy as jnp
 import numpy as np
+
 from jax_smm import energy, local_energy_delta
 from jax_smm.features import bin_centers, state_to_bins
 

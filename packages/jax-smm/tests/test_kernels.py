@@ -2,9 +2,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+
 from jax_smm import PersistentBuffer, exact_marginals, gibbs_sweep, gibbs_update
 from jax_smm.features import bin_index, moments_from_bins, state_to_bins
-from jax_smm.mcmc import ChromaticGibbs, HybridGibbs, SequentialGibbs
+from jax_smm.mcmc import ChromaticGibbs, HybridGibbs, SequentialGibbs, threefry
+from jax_smm.mcmc.kernels import UNROLLED_DEGREE
 
 CASES = {
     "binary_chain": (
@@ -134,3 +136,31 @@ def test_exact_marginals_match_brute_force(mixed_graph, reference):
     brute = reference.marginals(mixed_graph)
     for k in brute:
         np.testing.assert_allclose(exact[k], brute[k], atol=1e-6)
+
+
+@pytest.mark.parametrize("kernel", ["chromatic", "sequential"])
+def test_high_degree_hub_samples_exact_distribution(kernel, make_graph):
+    # a hub with more pair incidences than UNROLLED_DEGREE takes the other code path
+    leaves = UNROLLED_DEGREE + 1
+    scopes = [(0,)] + [(0, i) for i in range(1, leaves + 1)] + [(1, 2)]
+    graph = make_graph([3] + [2] * leaves, scopes, seed=2, scale=0.4)
+    assert graph.plan.pair_degree > UNROLLED_DEGREE
+    exact = exact_marginals(graph)
+    buffer = PersistentBuffer.initialize(graph, 512, jax.random.key(0))
+    buffer, _, _ = buffer.sample_step(graph, kernel, n_sweeps=10)
+    _, moments, _ = buffer.sample_step(graph, kernel, n_sweeps=200)
+    assert max_abs_error(graph, moments, exact) < 0.02
+
+
+def test_threefry_matches_jax_and_is_uniform():
+    from jax._src.random.threefry2x32 import threefry_2x32
+
+    key = jnp.asarray([0x13198A2E, 0x03707344], jnp.uint32)
+    counts = jnp.arange(64, dtype=jnp.uint32)
+    y0, y1 = threefry.threefry2x32(key[0], key[1], counts[:32], counts[32:])
+    np.testing.assert_array_equal(np.concatenate([y0, y1]), threefry_2x32(key, counts))
+    u = np.asarray(threefry.uniform(jax.random.key(3), (400, 250)))
+    assert u.min() >= 0.0 and u.max() < 1.0
+    hist, _ = np.histogram(u, bins=10, range=(0, 1))
+    assert np.all(np.abs(hist / u.size - 0.1) < 0.005)
+    assert abs(np.corrcoef(u[:, :-1].ravel(), u[:, 1:].ravel())[0, 1]) < 0.01

@@ -2,6 +2,7 @@
 
 import jax.numpy as jnp
 import numpy as np
+
 from jax_smm import PersistentBuffer, SMMConfig, build_targets_from_samples, fit_smm
 
 

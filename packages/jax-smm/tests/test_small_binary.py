@@ -4,6 +4,7 @@ import itertools
 
 import jax.numpy as jnp
 import numpy as np
+
 from jax_smm import SMMConfig, build_targets_from_marginals, exact_marginals, fit_smm
 
 

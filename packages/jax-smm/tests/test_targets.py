@@ -1,6 +1,7 @@
 import jax.numpy as jnp
 import numpy as np
 import pytest
+
 from jax_smm import (
     LinearConstraint,
     build_targets_from_marginals,

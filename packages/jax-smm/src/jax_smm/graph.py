@@ -125,7 +125,8 @@ class Factor:
         The variables in scope (1 to 3, distinct), in table-axis order.
     theta : array_like
         Log-potential table: ``theta[x_i, x_j, ...]`` is added to the
-        log-probability.
+        log-probability. Stored as a read-only ``float32`` NumPy array (the
+        compiled plan holds the device copies).
     table_shape : tuple of int, optional
         Expected shape of ``theta``; defaults to ``theta.shape``. The graph checks
         it against the cardinalities of ``var_ids``.
@@ -133,7 +134,7 @@ class Factor:
 
     id: int
     var_ids: tuple[int, ...]
-    theta: jax.Array
+    theta: np.ndarray
     table_shape: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
@@ -145,13 +146,14 @@ class Factor:
             )
         if len(set(var_ids)) != len(var_ids):
             raise ValueError(f"Factor {self.id}: var_ids has repeats: {var_ids}")
-        theta = jnp.asarray(self.theta, dtype=jnp.float32)
+        theta = np.array(self.theta, dtype=np.float32)
+        theta.flags.writeable = False
         shape = tuple(int(s) for s in (self.table_shape or theta.shape))
         if theta.shape != shape:
             raise ValueError(
                 f"Factor {self.id}: theta shape {theta.shape} != table_shape {shape}"
             )
-        if not bool(jnp.all(jnp.isfinite(theta))):
+        if not np.all(np.isfinite(theta)):
             raise ValueError(f"Factor {self.id}: theta must be finite")
         if len(shape) != len(var_ids):
             raise ValueError(
@@ -435,7 +437,7 @@ class FactorGraph:
         """Stack per-factor tables (in ``factors`` order) into group arrays."""
         tables = list(tables)
         return tuple(
-            jnp.stack([jnp.asarray(tables[i], jnp.float32) for i in members])
+            jnp.asarray(np.stack([np.asarray(tables[i], np.float32) for i in members]))
             for members in self._plan_order
         )
 
@@ -443,18 +445,19 @@ class FactorGraph:
         """Stack a ``{factor_id: table}`` dict (all factors) into group arrays."""
         return self._stack(tables[f.id] for f in self.factors)
 
-    def unstack_tables(self, groups: Sequence[jax.Array]) -> dict[int, jax.Array]:
-        """Split group arrays (or a flat vector) into a ``{factor_id: table}`` dict."""
+    def unstack_tables(self, groups: Sequence[jax.Array]) -> dict[int, np.ndarray]:
+        """Split group arrays (or a flat vector) into ``{factor_id: table}`` (NumPy)."""
         if not isinstance(groups, (tuple, list)):
             groups = unflatten_theta(self.plan, groups)
-        out: dict[int, jax.Array] = {}
+        out: dict[int, np.ndarray] = {}
         for members, group in zip(self._plan_order, groups, strict=True):
+            group = np.asarray(group)
             for j, pos in enumerate(members):
                 out[self.factors[pos].id] = group[j]
         return out
 
     @property
-    def thetas(self) -> dict[int, jax.Array]:
+    def thetas(self) -> dict[int, np.ndarray]:
         """The current tables as a ``{factor_id: theta}`` dict."""
         return self.unstack_tables(self.theta_groups)
 

@@ -242,6 +242,7 @@ def fit_smm(
     FloatingPointError
         If a gradient becomes non-finite.
     """
+    start = time.perf_counter()
     config = SMMConfig() if config is None else config
     compiled = compile_targets(graph, targets)
     spec = _StepSpec(
@@ -269,7 +270,6 @@ def fit_smm(
     total = int(config.num_iterations)
     chunk = min(int(config.chunk_size), total)
     max_err, mean_err, runtime = [], [], []
-    start = time.perf_counter()
     with tqdm(total=total, disable=not config.progress, desc="fit_smm") as bar:
         for first in range(0, total, chunk):
             n_active = min(chunk, total - first)

@@ -9,6 +9,7 @@ from typing import Literal
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from jax_smm.energy import extended_params
 from jax_smm.features import State
@@ -102,7 +103,7 @@ class PersistentBuffer:
         """
         if int(num_chains) < 1:
             raise ValueError(f"num_chains must be >= 1, got {num_chains!r}")
-        key = jax.random.key(rng) if isinstance(rng, int) else rng
+        key = jax.random.key(int(rng)) if isinstance(rng, (int, np.integer)) else rng
         init_key, keep_key = jax.random.split(key)
         return cls(random_states(graph.plan, int(num_chains), init_key), keep_key)
 

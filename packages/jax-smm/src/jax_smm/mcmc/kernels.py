@@ -31,6 +31,9 @@ from jax import lax
 from jax_smm.energy import extended_params
 from jax_smm.features import State, bins_to_state, state_to_bins
 from jax_smm.graph import FactorGraph, Plan
+from jax_smm.mcmc import threefry
+
+UNROLLED_DEGREE = 16
 
 
 class SamplerTables(NamedTuple):
@@ -113,9 +116,25 @@ def block_logits(
     logits = block(tables.unary)[:, :, None]
     states = jnp.arange(k, dtype=rows.dtype)[:, None]
     if plan.pair_degree:
-        other = rows[block(plan.pair_rows)]  # (S, D2, C)
-        onehot = (other[:, :, None, :] == states).astype(jnp.float32)
-        logits = logits + jnp.einsum("sdkl,sdlc->skc", block(tables.pair), onehot)
+        # Select the table column of the neighbour's state: a chain of selects
+        # vectorises along the chain axis (XLA:CPU gathers of small tables and
+        # one-hot contractions are both slower; measured in the README).
+        # Low degree: one select chain per incidence (fastest); high degree: one
+        # chain over all incidences at once, then a sum (keeps programs small).
+        other = rows[block(plan.pair_rows)][:, :, None, :]  # (S, D2, 1, C)
+        pair = block(tables.pair)[..., None]  # (S, D2, K, K, 1)
+        groups = (
+            [slice(d, d + 1) for d in range(plan.pair_degree)]
+            if plan.pair_degree <= UNROLLED_DEGREE
+            else [slice(None)]
+        )
+        for group in groups:
+            column = pair[:, group, :, 0]
+            for state in range(1, k):
+                column = jnp.where(
+                    other[:, group] == state, pair[:, group, :, state], column
+                )
+            logits = logits + jnp.sum(column, axis=1)
     if plan.triple_degree:
         others = rows[block(plan.triple_rows)]  # (S, D3, 2, C)
         first = (others[:, :, 0, None, :] == states).astype(jnp.float32)
@@ -149,7 +168,12 @@ SweepFn = Callable[[jax.Array, jax.Array, jax.Array], tuple[jax.Array, jax.Array
 
 
 def _run_sweeps(
-    plan: Plan, rows: jax.Array, key: jax.Array, n_sweeps: int, sweep: SweepFn
+    plan: Plan,
+    rows: jax.Array,
+    key: jax.Array,
+    n_sweeps: int,
+    sweep: SweepFn,
+    accumulate: bool,
 ) -> tuple[jax.Array, jax.Array, KernelInfo]:
     """Run ``n_sweeps`` sweeps, accumulating cell counts after every sweep."""
     chains = rows.shape[1]
@@ -159,7 +183,9 @@ def _run_sweeps(
     def body(carry, sweep_key):
         rows, counts, moves = carry
         rows, moves = sweep(rows, moves, sweep_key)
-        return (rows, counts + cell_counts(plan, rows), moves), None
+        if accumulate:
+            counts = counts + cell_counts(plan, rows)
+        return (rows, counts, moves), None
 
     (rows, counts, moves), _ = lax.scan(
         body, (rows, counts, moves), jax.random.split(key, n_sweeps)
@@ -184,7 +210,7 @@ class ChromaticGibbs:
             rows, moves, key = carry
             start = colour * size
             logits = block_logits(plan, tables, rows, start, size)
-            uniforms = jax.random.uniform(
+            uniforms = threefry.uniform(
                 jax.random.fold_in(key, colour), (size, rows.shape[1])
             )
             new = inverse_cdf_sample(logits, uniforms)
@@ -211,20 +237,37 @@ class ChromaticGibbs:
         bins: jax.Array,
         key: jax.Array,
         n_sweeps: int,
+        accumulate: bool = True,
     ) -> tuple[jax.Array, jax.Array, KernelInfo]:
         """Run ``n_sweeps`` sweeps on ``int32[chains, n]`` bins.
+
+        Parameters
+        ----------
+        plan : Plan
+        theta_ext : float32[P + 1]
+            Flat parameters with a trailing zero.
+        bins : int32[chains, n]
+            Starting states.
+        key : jax.Array
+        n_sweeps : int
+            Number of sweeps (static).
+        accumulate : bool
+            Count factor cells after every sweep (static); ``False`` for pure
+            sampling, when the counts are not needed.
 
         Returns
         -------
         bins : int32[chains, n]
             The final states.
         counts : float32[P]
-            Factor-cell counts summed over every sweep and chain.
+            Factor-cell counts summed over every sweep and chain (zeros when
+            ``accumulate`` is ``False``).
         info : KernelInfo
         """
         tables = sampler_tables(plan, theta_ext)
+        sweep = self.sweep_fn(plan, tables)
         rows, counts, info = _run_sweeps(
-            plan, bins_to_rows(plan, bins), key, n_sweeps, self.sweep_fn(plan, tables)
+            plan, bins_to_rows(plan, bins), key, n_sweeps, sweep, accumulate
         )
         return rows_to_bins(plan, rows), counts, info
 
