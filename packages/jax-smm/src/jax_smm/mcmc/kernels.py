@@ -116,25 +116,26 @@ def block_logits(
     logits = block(tables.unary)[:, :, None]
     states = jnp.arange(k, dtype=rows.dtype)[:, None]
     if plan.pair_degree:
-        # Select the table column of the neighbour's state: a chain of selects
-        # vectorises along the chain axis (XLA:CPU gathers of small tables and
-        # one-hot contractions are both slower; measured in the README).
-        # Low degree: one select chain per incidence (fastest); high degree: one
-        # chain over all incidences at once, then a sum (keeps programs small).
-        other = rows[block(plan.pair_rows)][:, :, None, :]  # (S, D2, 1, C)
-        pair = block(tables.pair)[..., None]  # (S, D2, K, K, 1)
-        groups = (
-            [slice(d, d + 1) for d in range(plan.pair_degree)]
-            if plan.pair_degree <= UNROLLED_DEGREE
-            else [slice(None)]
-        )
-        for group in groups:
-            column = pair[:, group, :, 0]
-            for state in range(1, k):
-                column = jnp.where(
-                    other[:, group] == state, pair[:, group, :, state], column
-                )
-            logits = logits + jnp.sum(column, axis=1)
+        # Low degree: select the table column of each neighbour's state with a
+        # chain of selects, which vectorises along the chain axis (XLA:CPU
+        # gathers of small tables and one-hot contractions are slower there).
+        # High degree: one one-hot contraction (a matrix product) over every
+        # incidence keeps the program small and was faster on dense graphs.
+        other = rows[block(plan.pair_rows)]  # (S, D2, C)
+        pair = block(tables.pair)  # (S, D2, K, K)
+        if plan.pair_degree <= UNROLLED_DEGREE:
+            for d in range(plan.pair_degree):
+                column = pair[:, d, :, 0, None]
+                for state in range(1, k):
+                    column = jnp.where(
+                        other[:, d, None, :] == state,
+                        pair[:, d, :, state, None],
+                        column,
+                    )
+                logits = logits + column
+        else:
+            onehot = (other[:, :, None, :] == states).astype(jnp.float32)
+            logits = logits + jnp.einsum("sdkl,sdlc->skc", pair, onehot)
     if plan.triple_degree:
         others = rows[block(plan.triple_rows)]  # (S, D3, 2, C)
         first = (others[:, :, 0, None, :] == states).astype(jnp.float32)
