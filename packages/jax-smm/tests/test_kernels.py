@@ -164,3 +164,27 @@ def test_threefry_matches_jax_and_is_uniform():
     hist, _ = np.histogram(u, bins=10, range=(0, 1))
     assert np.all(np.abs(hist / u.size - 0.1) < 0.005)
     assert abs(np.corrcoef(u[:, :-1].ravel(), u[:, 1:].ravel())[0, 1]) < 0.01
+
+
+def test_buffer_is_a_pytree_that_threads_through_jit_and_scan(mixed_graph):
+    from jax_smm.energy import extended_params
+
+    buffer = PersistentBuffer.initialize(mixed_graph, 32, 0)
+    kernel = HybridGibbs()
+    theta_ext = extended_params(mixed_graph.theta_groups)
+
+    @jax.jit
+    def advance(buffer):
+        def body(buf, key):
+            states, counts, _ = kernel.step(
+                mixed_graph.plan, theta_ext, buf.states, key, 1
+            )
+            return PersistentBuffer(states, buf.rng_keys), counts
+
+        return jax.lax.scan(body, buffer, jax.random.split(buffer.rng_keys, 5))
+
+    new, counts = advance(buffer)
+    assert isinstance(new, PersistentBuffer)
+    assert counts.shape == (5, mixed_graph.plan.num_params)
+    # every sweep counts each factor once per chain
+    np.testing.assert_allclose(counts.sum(1), len(mixed_graph.factors) * 32)

@@ -142,3 +142,11 @@ def test_fit_runs_under_initial_states_and_jit_free_api(mixed_graph):
         jnp.shape, h1["states"]
     )
     assert np.mean(h2["max_error"]) < np.mean(h1["max_error"])
+
+
+def test_bad_initial_states_are_rejected(mixed_graph):
+    targets = build_targets_from_marginals(mixed_graph, exact_marginals(mixed_graph))
+    states = PersistentBuffer.initialize(mixed_graph, 8, 0).get_states()
+    bad = {"cat": states["cat"].at[0, 0].set(9), "cont": states["cont"]}
+    with pytest.raises(ValueError, match=r"initial_states\['cat'\]\[0, 0\] = 9"):
+        fit_smm(mixed_graph, targets, SMMConfig(**FAST), initial_states=bad)

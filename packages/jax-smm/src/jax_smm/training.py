@@ -27,7 +27,12 @@ from jax_smm.features import State, add_linear_terms, linear_expectations
 from jax_smm.graph import FactorGraph, Plan, flatten_theta, unflatten_theta
 from jax_smm.mcmc.buffer import PersistentBuffer, resolve_kernel
 from jax_smm.mcmc.hybrid import HybridGibbs
-from jax_smm.targets import CompiledTargets, Targets, compile_targets
+from jax_smm.targets import (
+    CompiledTargets,
+    Targets,
+    compile_targets,
+    validate_states,
+)
 
 OPTIMIZERS = ("sgd", "adam")
 SCHEDULES = ("cosine", "constant")
@@ -219,7 +224,8 @@ def fit_smm(
         Settings (defaults if omitted).
     initial_states : dict, optional
         Chain states to start from (e.g. ``history["states"]`` of an earlier
-        fit); uniformly random if omitted.
+        fit); their number of chains overrides ``config.num_chains``. Uniformly
+        random if omitted.
     callback : callable, optional
         Called after every chunk as ``callback(iterations_done, chain_states)``;
         returning ``True`` stops the fit there (the history then ends early).
@@ -260,7 +266,8 @@ def fit_smm(
         buffer = PersistentBuffer.initialize(graph, config.num_chains, key)
         states, key = buffer.states, buffer.rng_keys
     else:
-        states = initial_states
+        validate_states(graph, initial_states, "initial_states")
+        states = jax.tree.map(jnp.asarray, dict(initial_states))
     params = {
         "theta": flatten_theta(graph.theta_groups),
         "lam": jnp.zeros(compiled.linear.num_features, jnp.float32),
