@@ -147,11 +147,22 @@ def block_logits(
 
 
 def inverse_cdf_sample(logits: jax.Array, uniforms: jax.Array) -> jax.Array:
-    """Draw ``int32[S, C]`` states from ``logits[S, K, C]`` with one uniform each."""
+    """Draw ``int32[S, C]`` states from ``logits[S, K, C]`` with one uniform each.
+
+    The running sum over the (small, static) state axis is unrolled: XLA:CPU
+    lowers ``cumsum`` to a windowed reduction that does not fuse.
+    """
     weights = jnp.exp(logits - jnp.max(logits, axis=1, keepdims=True))
-    cdf = jnp.cumsum(weights, axis=1)
-    threshold = uniforms[:, None, :] * cdf[:, -1:, :]
-    return jnp.sum(cdf < threshold, axis=1, dtype=jnp.int32)
+    cdf = [weights[:, 0]]
+    for j in range(1, logits.shape[1]):
+        cdf.append(cdf[-1] + weights[:, j])
+    # u < 1 keeps the threshold below cdf[-1], which padding states (weight 0)
+    # share with the last valid state, so they are never drawn.
+    threshold = uniforms * cdf[-1]
+    state = jnp.zeros(uniforms.shape, jnp.int32)
+    for below in cdf[:-1]:
+        state = state + (below < threshold).astype(jnp.int32)
+    return state
 
 
 def cell_counts(plan: Plan, rows: jax.Array) -> jax.Array:
