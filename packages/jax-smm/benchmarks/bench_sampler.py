@@ -60,16 +60,14 @@ from __future__ import annotations
 
 import argparse
 import importlib.metadata
-import inspect
 import json
 import os
 import platform
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -81,6 +79,7 @@ import numpy as np
 
 from jax_smm import Factor, FactorGraph, Variable
 from jax_smm import energy as jax_smm_energy
+from jax_smm.diagnostics import atomic_write
 from jax_smm.energy import extended_params
 from jax_smm.mcmc.kernels import ChromaticGibbs
 
@@ -236,17 +235,6 @@ def build_factor_graph(model: PottsModel) -> FactorGraph:
     return FactorGraph(variables, factors)
 
 
-def sample_bins_options(with_counts: bool) -> dict[str, bool]:
-    """Keyword options for ``ChromaticGibbs.sample_bins``.
-
-    Newer jax_smm has a static ``accumulate`` switch for the per-sweep factor-cell
-    counts; where it is missing, counts that are not returned are dead code that
-    XLA removes.
-    """
-    parameters = inspect.signature(ChromaticGibbs.sample_bins).parameters
-    return {"accumulate": with_counts} if "accumulate" in parameters else {}
-
-
 class OursSampler:
     """jax_smm's ``ChromaticGibbs.sample_bins`` under ``jax.jit``, compiled AOT.
 
@@ -286,11 +274,10 @@ class OursSampler:
         jax.block_until_ready((self.theta_ext, self.bins, self.keys))
         self.setup_s = time.perf_counter() - start
         kernel = ChromaticGibbs()
-        options = sample_bins_options(with_counts)
 
         def call(plan, theta_ext, bins, key, n_sweeps):
             new_bins, counts, info = kernel.sample_bins(
-                plan, theta_ext, bins, key, n_sweeps, **options
+                plan, theta_ext, bins, key, n_sweeps, accumulate=with_counts
             )
             extra = (counts, info.move_rate) if with_counts else ()
             return new_bins, extra
@@ -922,22 +909,6 @@ def format_table(records: Sequence[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
-    """Write through a temporary file in the same folder, then ``os.replace``."""
-    fd, name = tempfile.mkstemp(
-        dir=path.parent, prefix=f".{path.stem}.", suffix=path.suffix
-    )
-    os.close(fd)
-    tmp = Path(name)
-    try:
-        write(tmp)
-        tmp.chmod(0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
 def plot(records: Sequence[dict[str, Any]], title: str, path: Path) -> None:
     """Grouped bar chart of the rates (one group per K), log y axis."""
     import matplotlib
@@ -1017,6 +988,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         name for name in IMPLEMENTATIONS if not (args.skip_thrml and name == "thrml")
     ]
     machine = machine_info()
+    source = source_state()  # now, close to when jax_smm was imported
     print(
         f"jax {machine['jax']} on {machine['backend']} ({machine['device_kind']}), "
         f"{machine['cpu_count']} CPUs; grid {args.side}x{args.side}, "
@@ -1047,7 +1019,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "created_utc": datetime.now(UTC).isoformat(timespec="seconds"),
         "device_label": args.device_label,
         "machine": machine,
-        "source": source_state(),
+        "source": source,
         "config": {
             "side": args.side,
             "num_sites": args.side * args.side,
@@ -1060,7 +1032,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             "repeats": args.repeats,
             "quick": args.quick,
             "with_counts": args.with_counts,
-            "ours_sample_bins_options": sample_bins_options(args.with_counts),
             "implementations": implementations,
             "rate": "sites * chains * sweeps / median seconds of one call",
         },

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import os
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -177,19 +177,42 @@ def correlation_pearson(
     return float(np.corrcoef(model, target)[0, 1])
 
 
-def save_figure(fig: Any, path: str | os.PathLike) -> Path:
-    """Write a matplotlib figure atomically (temporary file, then rename)."""
+def atomic_write(path: str | os.PathLike, write: Callable[[Path], None]) -> Path:
+    """Create ``path`` through a temporary file in its folder, then rename it.
+
+    Parameters
+    ----------
+    path : path-like
+        The file to create or replace; its folder is created if missing.
+    write : callable
+        ``write(tmp_path)`` writes the whole content to ``tmp_path``.
+
+    Returns
+    -------
+    pathlib.Path
+        ``path``. A failing ``write`` leaves no partial file behind.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(suffix=path.suffix, dir=path.parent)
+    fd, name = tempfile.mkstemp(
+        prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent
+    )
     os.close(fd)
+    tmp = Path(name)
     try:
-        fig.savefig(tmp, dpi=120, bbox_inches="tight")
+        write(tmp)
+        tmp.chmod(0o644)
         os.replace(tmp, path)
     finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+        tmp.unlink(missing_ok=True)
     return path
+
+
+def save_figure(fig: Any, path: str | os.PathLike) -> Path:
+    """Write a matplotlib figure atomically (see :func:`atomic_write`)."""
+    return atomic_write(
+        path, lambda tmp: fig.savefig(tmp, dpi=120, bbox_inches="tight")
+    )
 
 
 def plot_history(
