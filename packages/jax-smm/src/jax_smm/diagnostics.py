@@ -153,16 +153,19 @@ def connected_correlations(
     Returns
     -------
     numpy.ndarray
-        All entries of every pair factor, concatenated.
+        All entries of every pair factor, concatenated (pair factors grouped by
+        table shape, in graph order within a group).
     """
-    out = []
+    by_shape: dict[tuple[int, ...], list[np.ndarray]] = {}
     for f in graph.factors:
-        if f.order != 2:
-            continue
-        table = np.asarray(moments[f.id], np.float64)
-        out.append((table - np.outer(table.sum(1), table.sum(0))).ravel())
-    if not out:
+        if f.order == 2:
+            by_shape.setdefault(f.table_shape, []).append(np.asarray(moments[f.id]))
+    if not by_shape:
         raise ValueError("the graph has no pair factors")
+    out = []
+    for tables in by_shape.values():
+        t = np.stack(tables).astype(np.float64)  # (F, K_i, K_j)
+        out.append((t - t.sum(2)[:, :, None] * t.sum(1)[:, None, :]).ravel())
     return np.concatenate(out)
 
 

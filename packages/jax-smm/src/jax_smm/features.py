@@ -305,5 +305,9 @@ def estimate_moments(graph: FactorGraph, states: State) -> dict[int, jax.Array]:
     dict of int to jax.Array
         ``{factor_id: table}``, each shaped like the factor's theta.
     """
-    bins = state_to_bins(graph.plan, states)
-    return graph.unstack_tables(moments_from_bins(graph.plan, bins))
+    return graph.unstack_tables(_estimate_flat(graph.plan, states))
+
+
+@jax.jit
+def _estimate_flat(plan: Plan, states: State) -> jax.Array:
+    return moments_from_bins(plan, state_to_bins(plan, states))

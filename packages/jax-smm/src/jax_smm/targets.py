@@ -27,7 +27,7 @@ from jax_smm.features import (
     state_to_bins,
     wire_linear_features,
 )
-from jax_smm.graph import FactorGraph
+from jax_smm.graph import FactorGraph, Plan
 
 MARGINAL_TOLERANCE = 1e-4
 
@@ -81,13 +81,13 @@ class Targets:
 
     Attributes
     ----------
-    moments : dict of int to array
+    moments : dict of int to numpy.ndarray
         ``{factor_id: marginal table}`` for the factors being fitted.
     constraints : tuple of LinearConstraint
         Linear moment constraints.
     """
 
-    moments: Mapping[int, jax.Array] = field(default_factory=dict)
+    moments: Mapping[int, np.ndarray] = field(default_factory=dict)
     constraints: tuple[LinearConstraint, ...] = ()
 
 
@@ -149,7 +149,7 @@ def build_targets_from_marginals(
         factor = graph.factor(factor_id)
         arr = np.asarray(table, np.float32)
         _check_table(f"marginal_tables[{factor_id}]", arr, factor.table_shape)
-        tables[factor.id] = jnp.asarray(arr)
+        tables[factor.id] = arr
     if not tables and not constraints:
         raise ValueError("marginal_tables and constraints are both empty")
     wire_linear_features(graph, [c.feature for c in constraints])  # validates
@@ -234,8 +234,9 @@ def build_targets_from_samples(
             )
         if not np.all(np.isfinite(w)) or np.any(w < 0) or w.sum() <= 0:
             raise ValueError("sample_weights must be finite, >= 0, with a positive sum")
-    bins = state_to_bins(graph.plan, sample_states)
-    tables = graph.unstack_tables(moments_from_bins(graph.plan, bins, sample_weights))
+    tables = graph.unstack_tables(
+        _weighted_moments(graph.plan, sample_states, sample_weights)
+    )
     ids = [f.id for f in graph.factors] if factor_ids is None else list(factor_ids)
     alpha = float(pseudocount)
     out = {}
@@ -243,6 +244,13 @@ def build_targets_from_samples(
         table = tables[graph.factor(factor_id).id]
         out[int(factor_id)] = (1.0 - alpha) * table + alpha / table.size
     return build_targets_from_marginals(graph, out, constraints)
+
+
+@jax.jit
+def _weighted_moments(
+    plan: Plan, states: State, weights: jax.Array | None
+) -> jax.Array:
+    return moments_from_bins(plan, state_to_bins(plan, states), weights)
 
 
 def compile_targets(graph: FactorGraph, targets: Targets) -> CompiledTargets:
