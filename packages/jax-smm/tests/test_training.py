@@ -150,3 +150,14 @@ def test_bad_initial_states_are_rejected(mixed_graph):
     bad = {"cat": states["cat"].at[0, 0].set(9), "cont": states["cont"]}
     with pytest.raises(ValueError, match=r"initial_states\['cat'\]\[0, 0\] = 9"):
         fit_smm(mixed_graph, targets, SMMConfig(**FAST), initial_states=bad)
+
+
+def test_numeric_settings_do_not_recompile(mixed_graph):
+    from jax_smm.training import _train_chunk
+
+    targets = build_targets_from_marginals(mixed_graph, exact_marginals(mixed_graph))
+    fit_smm(zero_copy(mixed_graph), targets, SMMConfig(**FAST))
+    compiled = _train_chunk._cache_size()
+    other = dict(FAST, num_iterations=80, learning_rate=0.2, l2_regularization=0.01)
+    fit_smm(zero_copy(mixed_graph), targets, SMMConfig(**other))
+    assert _train_chunk._cache_size() == compiled

@@ -119,26 +119,44 @@ class SMMConfig:
 
 
 class _StepSpec(NamedTuple):
-    """The static (hashable) part of a training step."""
+    """The static (hashable) part of a training step: what changes the program."""
 
     kernel: HybridGibbs
     n_sweeps: int
     optimizer: str
-    learning_rate: float
     schedule: str
-    num_iterations: int
-    l2: float
     grad_clip: float | None
 
 
-def make_optimizer(spec: _StepSpec) -> optax.GradientTransformation:
-    """The optax optimiser of a step: schedule, optional clipping, SGD or Adam."""
-    lr: optax.ScalarOrSchedule = spec.learning_rate
-    if spec.schedule == "cosine":
-        lr = optax.cosine_decay_schedule(
-            spec.learning_rate, spec.num_iterations, alpha=FINAL_LR_FRACTION
+class _Hyper(NamedTuple):
+    """The numeric settings, traced: changing them does not recompile."""
+
+    learning_rate: jax.Array
+    num_iterations: jax.Array
+    l2: jax.Array
+
+
+def make_optimizer(spec: _StepSpec, hyper: _Hyper) -> optax.GradientTransformation:
+    """The optax optimiser of a step: schedule, optional clipping, SGD or Adam.
+
+    The cosine schedule is ``lr * (a + (1 - a) (1 + cos(pi t / T)) / 2)`` with
+    ``a = FINAL_LR_FRACTION``, written out because optax's needs a static ``T``.
+    """
+
+    def learning_rate(count: jax.Array) -> jax.Array:
+        if spec.schedule == "constant":
+            return hyper.learning_rate
+        progress = jnp.minimum(count / hyper.num_iterations, 1.0)
+        cosine = 0.5 * (1.0 + jnp.cos(jnp.pi * progress))
+        return hyper.learning_rate * (
+            FINAL_LR_FRACTION + (1.0 - FINAL_LR_FRACTION) * cosine
         )
-    base = optax.sgd(lr) if spec.optimizer == "sgd" else optax.adam(lr)
+
+    base = (
+        optax.sgd(learning_rate)
+        if spec.optimizer == "sgd"
+        else optax.adam(learning_rate)
+    )
     if spec.grad_clip is None:
         return base
     return optax.chain(optax.clip_by_global_norm(spec.grad_clip), base)
@@ -157,7 +175,11 @@ def effective_theta(params: dict[str, jax.Array], targets: CompiledTargets):
 
 
 def _step(
-    plan: Plan, targets: CompiledTargets, spec: _StepSpec, carry: _Carry
+    plan: Plan,
+    targets: CompiledTargets,
+    hyper: _Hyper,
+    spec: _StepSpec,
+    carry: _Carry,
 ) -> tuple[_Carry, tuple[jax.Array, ...]]:
     """One SMM iteration: sample, estimate moments, take an optimiser step."""
     params, opt_state, states, key = carry
@@ -171,11 +193,12 @@ def _step(
     lin_residual = targets.linear_values - linear_expectations(model, targets.linear)
     # optax minimises: the loss gradient is -(target - model) + l2 * param.
     grads = {
-        "theta": -residual + spec.l2 * params["theta"] * targets.mask,
-        "lam": -lin_residual + spec.l2 * params["lam"],
+        "theta": -residual + hyper.l2 * params["theta"] * targets.mask,
+        "lam": -lin_residual + hyper.l2 * params["lam"],
     }
     finite = jnp.all(jnp.isfinite(grads["theta"])) & jnp.all(jnp.isfinite(grads["lam"]))
-    updates, opt_state = make_optimizer(spec).update(grads, opt_state, params)
+    optimizer = make_optimizer(spec, hyper)
+    updates, opt_state = optimizer.update(grads, opt_state, params)
     params = optax.apply_updates(params, updates)
     errors = jnp.concatenate([jnp.abs(residual), jnp.abs(lin_residual)])
     num_targets = jnp.sum(targets.mask) + lin_residual.shape[0]
@@ -190,6 +213,7 @@ def _train_chunk(
     targets: CompiledTargets,
     carry: _Carry,
     active: jax.Array,
+    hyper: _Hyper,
     spec: _StepSpec,
 ) -> tuple[_Carry, tuple[jax.Array, ...]]:
     """Run ``len(active)`` iterations; inactive ones (chunk padding) do nothing."""
@@ -198,7 +222,8 @@ def _train_chunk(
         def skip(c):
             return c, (jnp.float32(0), jnp.float32(0), jnp.bool_(True))
 
-        return lax.cond(is_active, partial(_step, plan, targets, spec), skip, carry)
+        step = partial(_step, plan, targets, hyper, spec)
+        return lax.cond(is_active, step, skip, carry)
 
     return lax.scan(body, carry, active)
 
@@ -255,11 +280,13 @@ def fit_smm(
         kernel=resolve_kernel(config.kernel),
         n_sweeps=int(config.mcmc_steps_per_iteration),
         optimizer=config.optimizer,
-        learning_rate=float(config.learning_rate),
         schedule=config.schedule,
-        num_iterations=int(config.num_iterations),
-        l2=float(config.l2_regularization),
         grad_clip=None if config.grad_clip is None else float(config.grad_clip),
+    )
+    hyper = _Hyper(
+        learning_rate=jnp.float32(config.learning_rate),
+        num_iterations=jnp.float32(config.num_iterations),
+        l2=jnp.float32(config.l2_regularization),
     )
     key = jax.random.key(config.seed)
     if initial_states is None:
@@ -272,7 +299,7 @@ def fit_smm(
         "theta": flatten_theta(graph.theta_groups),
         "lam": jnp.zeros(compiled.linear.num_features, jnp.float32),
     }
-    carry = _Carry(params, make_optimizer(spec).init(params), states, key)
+    carry = _Carry(params, make_optimizer(spec, hyper).init(params), states, key)
 
     total = int(config.num_iterations)
     chunk = min(int(config.chunk_size), total)
@@ -283,7 +310,7 @@ def fit_smm(
             active = jnp.arange(chunk) < n_active
             t0 = time.perf_counter()
             carry, (mx, mn, finite) = _train_chunk(
-                graph.plan, compiled, carry, active, spec
+                graph.plan, compiled, carry, active, hyper, spec
             )
             finite = np.asarray(finite[:n_active])
             if not finite.all():
