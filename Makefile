@@ -3,7 +3,9 @@
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
-PACKAGES := jax-smm
+PACKAGES := jax-smm calibrated-response
+# Console scripts run by `make demo` (one flagship demo per package that has one).
+DEMOS := jax-smm-demo
 STAMP := $(VENV)/.installed
 PYPROJECTS := pyproject.toml $(foreach p,$(PACKAGES),packages/$(p)/pyproject.toml)
 
@@ -16,13 +18,13 @@ $(STAMP): $(PYPROJECTS) Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet pytest ruff \
-		$(foreach p,$(PACKAGES),-e "packages/$(p)[bench]")
+		$(foreach p,$(PACKAGES),-e "packages/$(p)[test,bench]")
 	touch $(STAMP)
 
 demo: $(STAMP)
-	@for p in $(PACKAGES); do \
-		echo "=== demo: $$p ==="; \
-		$(VENV)/bin/$$p-demo || exit 1; \
+	@for d in $(DEMOS); do \
+		echo "=== demo: $$d ==="; \
+		$(VENV)/bin/$$d || exit 1; \
 	done
 
 test: $(STAMP)
