@@ -110,6 +110,7 @@ def test_sgd_clip_sequential_and_callback(mixed_graph):
         ("num_iterations", 2.5),
         ("l2_regularization", -1.0),
         ("grad_clip", 0.0),
+        ("param_clip", -1.0),
         ("schedule", "linear"),
         ("kernel", "metropolis"),
     ],
@@ -161,3 +162,25 @@ def test_numeric_settings_do_not_recompile(mixed_graph):
     other = dict(FAST, num_iterations=80, learning_rate=0.2, l2_regularization=0.01)
     fit_smm(zero_copy(mixed_graph), targets, SMMConfig(**other))
     assert _train_chunk._cache_size() == compiled
+
+
+def test_param_clip_bounds_contradictory_multipliers(make_graph):
+    graph = make_graph([2], [(0,)], scale=0.0)
+    contradictory = [
+        LinearConstraint((0,), np.array([0.0, 1.0]), 0.9, name="P(x)=0.9"),
+        LinearConstraint((0,), np.array([0.0, 1.0]), 0.1, name="P(x)=0.1"),
+    ]
+    targets = build_targets_from_marginals(graph, {}, contradictory)
+    config = SMMConfig(
+        num_iterations=300,
+        num_chains=64,
+        learning_rate=0.1,
+        param_clip=2.0,
+        schedule="constant",
+        progress=False,
+    )
+    fitted, history = fit_smm(graph, targets, config)
+    lam = history["multipliers"]
+    assert np.all(np.abs(lam) <= 2.0) and np.isclose(np.abs(lam).max(), 2.0)
+    p_true = exact_variable_marginals(fitted)[0][1]
+    assert 0.3 < p_true < 0.7  # the compromise between 0.9 and 0.1

@@ -59,6 +59,10 @@ class SMMConfig:
         Weight of ``0.5 * l2 * |theta|^2`` on the fitted parameters.
     grad_clip : float or None
         Clip the gradient to this global norm (``None``: no clipping).
+    param_clip : float or None
+        Keep every fitted parameter (targeted theta cells and constraint
+        multipliers) in ``[-param_clip, param_clip]`` after each step; bounds the
+        log-potentials when targets are contradictory or on the boundary.
     schedule : {"cosine", "constant"}
         Learning-rate schedule. Moment estimates are noisy, so a constant step
         leaves theta jittering around the solution; the cosine decay (to 1 % of
@@ -80,6 +84,7 @@ class SMMConfig:
     optimizer: Literal["sgd", "adam"] = "adam"
     l2_regularization: float = 0.0
     grad_clip: float | None = None
+    param_clip: float | None = None
     schedule: Literal["cosine", "constant"] = "cosine"
     seed: int = 0
     chunk_size: int = 25
@@ -109,8 +114,10 @@ class SMMConfig:
                 "l2_regularization must be finite and >= 0, "
                 f"got {self.l2_regularization!r}"
             )
-        if self.grad_clip is not None and not self.grad_clip > 0:
-            raise ValueError(f"grad_clip must be None or > 0, got {self.grad_clip!r}")
+        for name in ("grad_clip", "param_clip"):
+            value = getattr(self, name)
+            if value is not None and not value > 0:
+                raise ValueError(f"{name} must be None or > 0, got {value!r}")
         if self.schedule not in SCHEDULES:
             raise ValueError(
                 f"schedule must be one of {SCHEDULES}, got {self.schedule!r}"
@@ -134,6 +141,7 @@ class _Hyper(NamedTuple):
     learning_rate: jax.Array
     num_iterations: jax.Array
     l2: jax.Array
+    param_clip: jax.Array
 
 
 def make_optimizer(spec: _StepSpec, hyper: _Hyper) -> optax.GradientTransformation:
@@ -200,6 +208,13 @@ def _step(
     optimizer = make_optimizer(spec, hyper)
     updates, opt_state = optimizer.update(grads, opt_state, params)
     params = optax.apply_updates(params, updates)
+    bound = hyper.param_clip
+    params = {
+        "theta": jnp.where(
+            targets.mask > 0, jnp.clip(params["theta"], -bound, bound), params["theta"]
+        ),
+        "lam": jnp.clip(params["lam"], -bound, bound),
+    }
     errors = jnp.concatenate([jnp.abs(residual), jnp.abs(lin_residual)])
     num_targets = jnp.sum(targets.mask) + lin_residual.shape[0]
     max_error = jnp.max(errors, initial=0.0)
@@ -287,6 +302,9 @@ def fit_smm(
         learning_rate=jnp.float32(config.learning_rate),
         num_iterations=jnp.float32(config.num_iterations),
         l2=jnp.float32(config.l2_regularization),
+        param_clip=jnp.float32(
+            jnp.inf if config.param_clip is None else config.param_clip
+        ),
     )
     key = jax.random.key(config.seed)
     if initial_states is None:
