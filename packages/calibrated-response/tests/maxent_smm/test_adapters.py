@@ -30,6 +30,12 @@ def one(estimate):
     problem = adapt(VARS, [estimate], max_bins=5)
     assert not problem.skipped, problem.skipped
     (constraint,) = problem.constraints
+    ((num, den),) = problem.readouts
+    if constraint.target == 0.0:  # conditional: W = num - stated * den
+        assert num.shape == den.shape == constraint.weights.shape
+    else:
+        np.testing.assert_allclose(num, constraint.weights)
+        np.testing.assert_allclose(den, 1.0)
     return constraint
 
 

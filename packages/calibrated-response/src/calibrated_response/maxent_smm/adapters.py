@@ -68,6 +68,10 @@ class AdaptedProblem:
         One per supported estimate, named by the estimate id.
     estimate_ids : tuple of str
         The estimate behind each constraint.
+    readouts : tuple of (numpy.ndarray, numpy.ndarray)
+        Per constraint, tables ``(num, den)`` over its scope such that the
+        estimate's stated quantity is ``E[num] / E[den]`` (``den`` is all ones for
+        unconditional estimates).
     skipped : tuple of SkippedConstraint
         The estimates that were not turned into constraints.
     bin_edges : tuple of numpy.ndarray
@@ -78,6 +82,7 @@ class AdaptedProblem:
     graph: FactorGraph
     constraints: tuple[LinearConstraint, ...]
     estimate_ids: tuple[str, ...]
+    readouts: tuple[tuple[np.ndarray, np.ndarray], ...]
     skipped: tuple[SkippedConstraint, ...]
     bin_edges: tuple[np.ndarray, ...]
     variable_names: tuple[str, ...]
@@ -181,8 +186,8 @@ class _Scope:
         """Put a variable in scope without restricting it."""
         return self._var(name)
 
-    def table(self, value_var: int | None = None, offset: float = 0.0) -> np.ndarray:
-        """``1_event`` (times ``x_value_var - offset`` when given) on the scope.
+    def table(self, value_var: int | None = None) -> np.ndarray:
+        """``1_event`` (times ``x_value_var`` when given) on the scope.
 
         Each axis is a variable of the scope (in ``var_ids`` order) and each cell
         the average of the weight over the cell, under the uniform density inside
@@ -200,12 +205,12 @@ class _Scope:
             if isinstance(variable, BinaryVariable):
                 weight = self.binary.get(var_id, np.ones(2))
                 if var_id == value_var:
-                    weight = weight * (np.asarray([0.0, 1.0]) - offset)
+                    weight = weight * np.asarray([0.0, 1.0])
             else:
                 lo, hi = self.intervals.get(var_id, variable.get_domain())
                 weight, centre = _bin_parts(edges, lo, hi)
                 if var_id == value_var:
-                    weight = weight * (centre - offset)
+                    weight = weight * centre
             table = np.multiply.outer(table, weight)
         return table
 
@@ -228,8 +233,14 @@ def estimate_to_constraint(
     variables: Sequence[RepoVariable],
     index: dict[str, int],
     max_bins: int,
-) -> LinearConstraint:
-    """The linear moment constraint of one estimate.
+) -> tuple[LinearConstraint, tuple[np.ndarray, np.ndarray]]:
+    """The linear moment constraint of one estimate, and its readout tables.
+
+    Returns
+    -------
+    constraint : jax_smm.LinearConstraint
+    readout : (numpy.ndarray, numpy.ndarray)
+        ``(num, den)`` with ``E[num] / E[den]`` the estimate's quantity.
 
     Raises
     ------
@@ -242,10 +253,12 @@ def estimate_to_constraint(
     if isinstance(estimate, ProbabilityEstimate):
         scope.add_event(estimate.proposition)
         weights, target = scope.table(), estimate.probability
+        readout = (weights, np.ones_like(weights))
     elif isinstance(estimate, ExpectationEstimate):
         var_id = scope.add_variable(estimate.variable)
         _check_expected_value(variables[var_id], estimate.expected_value, estimate.id)
         weights, target = scope.table(value_var=var_id), estimate.expected_value
+        readout = (weights, np.ones_like(weights))
     elif isinstance(estimate, ConditionalProbabilityEstimate):
         # W = 1_{C and A} - p 1_C on the union scope; both tables add the
         # condition variables first, then the proposition's, so axes line up.
@@ -256,7 +269,8 @@ def estimate_to_constraint(
         joint = _Scope(index, variables, max_bins)
         for prop in (*estimate.conditions, estimate.proposition):
             joint.add_event(prop)
-        weights = joint.table() - estimate.probability * scope.table()
+        readout = (joint.table(), scope.table())
+        weights = readout[0] - estimate.probability * readout[1]
         target = 0.0
     elif isinstance(estimate, ConditionalExpectationEstimate):
         _check_conditions(estimate.conditions)
@@ -264,11 +278,13 @@ def estimate_to_constraint(
         _check_expected_value(variables[var_id], estimate.expected_value, estimate.id)
         for condition in estimate.conditions:
             scope.add_event(condition)
-        weights = scope.table(value_var=var_id, offset=estimate.expected_value)
+        readout = (scope.table(value_var=var_id), scope.table())
+        weights = readout[0] - estimate.expected_value * readout[1]
         target = 0.0
     else:
         raise UnsupportedEstimate(f"estimate type {type(estimate).__name__}")
-    return LinearConstraint(tuple(scope.var_ids), weights, target, name=estimate.id)
+    constraint = LinearConstraint(tuple(scope.var_ids), weights, target, estimate.id)
+    return constraint, readout
 
 
 def _check_conditions(conditions: Sequence[Proposition]) -> None:
@@ -303,16 +319,19 @@ def adapt(
         dup = sorted({n for n in names if names.count(n) > 1})
         raise ValueError(f"variables: duplicate names {dup}")
     index = {name: i for i, name in enumerate(names)}
-    constraints, ids, skipped = [], [], []
+    constraints, ids, readouts, skipped = [], [], [], []
     for estimate in estimates:
         estimate_id = str(getattr(estimate, "id", "?"))
         try:
-            constraint = estimate_to_constraint(estimate, variables, index, max_bins)
+            constraint, readout = estimate_to_constraint(
+                estimate, variables, index, max_bins
+            )
         except UnsupportedEstimate as why:
             skipped.append(SkippedConstraint(estimate_id, str(why)))
             continue
         constraints.append(constraint)
         ids.append(estimate_id)
+        readouts.append(readout)
     smm_variables = [to_smm_variable(v, max_bins) for v in variables]
     factors = [
         Factor(i, (i,), np.zeros(v.cardinality)) for i, v in enumerate(smm_variables)
@@ -328,6 +347,7 @@ def adapt(
         graph=FactorGraph(smm_variables, factors),
         constraints=tuple(constraints),
         estimate_ids=tuple(ids),
+        readouts=tuple(readouts),
         skipped=tuple(skipped),
         bin_edges=tuple(variable_edges(v, max_bins) for v in variables),
         variable_names=tuple(names),
