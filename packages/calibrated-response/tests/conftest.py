@@ -6,16 +6,19 @@ import itertools
 
 import numpy as np
 import pytest
+from scipy.optimize import minimize
+from scipy.special import logsumexp
+
 from calibrated_response.models import (
     BinaryVariable,
     ConditionalExpectationEstimate,
     ConditionalProbabilityEstimate,
+    ContinuousVariable,
     EqualityProposition,
     ExpectationEstimate,
+    InequalityProposition,
     ProbabilityEstimate,
 )
-from scipy.optimize import minimize
-from scipy.special import logsumexp
 
 SUBPOINTS = 400  # points per continuous bin for the in-bin averages
 
@@ -96,6 +99,10 @@ def maxent_reference(variables, estimates, num_bins):
         method="BFGS",
         options={"gtol": 1e-10, "maxiter": 2000},
     )
+    if not np.all(np.isfinite(res.x)) or np.abs(res.jac).max() > 1e-6:
+        raise AssertionError(
+            f"max-ent dual did not converge (infeasible?): {res.message}"
+        )
     scores = feats @ res.x
     p = np.exp(scores - logsumexp(scores))
     configs = np.array(configs)
@@ -109,3 +116,44 @@ def maxent_reference(variables, estimates, num_bins):
 @pytest.fixture
 def reference():
     return maxent_reference
+
+
+BINS = 5
+VARIABLES = [
+    BinaryVariable(name="rain"),
+    BinaryVariable(name="wind"),
+    ContinuousVariable(name="temp", lower_bound=0.0, upper_bound=10.0),
+    ContinuousVariable(name="cost", lower_bound=0.0, upper_bound=100.0),
+]
+RAIN, NO_RAIN = (EqualityProposition(variable="rain", value=v) for v in (True, False))
+WIND, NO_WIND = (EqualityProposition(variable="wind", value=v) for v in (True, False))
+HOT = InequalityProposition(variable="temp", threshold=5.0, is_lower_bound=True)
+ESTIMATES = [
+    ProbabilityEstimate(id="p_rain", proposition=RAIN, probability=0.3),
+    ConditionalProbabilityEstimate(
+        id="hot|rain", proposition=HOT, conditions=[RAIN], probability=0.8
+    ),
+    ConditionalProbabilityEstimate(
+        id="hot|dry", proposition=HOT, conditions=[NO_RAIN], probability=0.4
+    ),
+    ProbabilityEstimate(id="p_wind", proposition=WIND, probability=0.5),
+    ConditionalExpectationEstimate(
+        id="cost|wind", variable="cost", conditions=[WIND], expected_value=60.0
+    ),
+    ConditionalExpectationEstimate(
+        id="cost|calm", variable="cost", conditions=[NO_WIND], expected_value=30.0
+    ),
+    ConditionalProbabilityEstimate(
+        id="wind|rain,hot", proposition=WIND, conditions=[RAIN, HOT], probability=0.9
+    ),
+    ExpectationEstimate(id="e_temp", variable="temp", expected_value=5.3),
+]
+
+
+@pytest.fixture
+def weather():
+    """A 4-variable problem whose totals follow from the estimates.
+
+    P(temp > 5) = 0.3 * 0.8 + 0.7 * 0.4 = 0.52 and E[cost] = (60 + 30) / 2 = 45.
+    """
+    return VARIABLES, ESTIMATES, BINS

@@ -1,5 +1,6 @@
 import numpy as np
 import pytest
+
 from calibrated_response.maxent_smm import adapt
 from calibrated_response.models import (
     BinaryVariable,

@@ -1,18 +1,8 @@
 """Adapted constraints fitted by jax_smm match an exact max-ent solution."""
 
 import numpy as np
-from calibrated_response.maxent_smm import adapt
-from calibrated_response.models import (
-    BinaryVariable,
-    ConditionalExpectationEstimate,
-    ConditionalProbabilityEstimate,
-    ContinuousVariable,
-    EqualityProposition,
-    ExpectationEstimate,
-    InequalityProposition,
-    ProbabilityEstimate,
-)
 
+from calibrated_response.maxent_smm import adapt
 from jax_smm import (
     SMMConfig,
     build_targets_from_marginals,
@@ -20,40 +10,10 @@ from jax_smm import (
     fit_smm,
 )
 
-BINS = 5
-VARIABLES = [
-    BinaryVariable(name="rain"),
-    BinaryVariable(name="wind"),
-    ContinuousVariable(name="temp", lower_bound=0.0, upper_bound=10.0),
-    ContinuousVariable(name="cost", lower_bound=0.0, upper_bound=100.0),
-]
-RAIN, NO_RAIN = (EqualityProposition(variable="rain", value=v) for v in (True, False))
-WIND, NO_WIND = (EqualityProposition(variable="wind", value=v) for v in (True, False))
-HOT = InequalityProposition(variable="temp", threshold=5.0, is_lower_bound=True)
-ESTIMATES = [
-    ProbabilityEstimate(id="p_rain", proposition=RAIN, probability=0.3),
-    ConditionalProbabilityEstimate(
-        id="hot|rain", proposition=HOT, conditions=[RAIN], probability=0.8
-    ),
-    ConditionalProbabilityEstimate(
-        id="hot|dry", proposition=HOT, conditions=[NO_RAIN], probability=0.4
-    ),
-    ProbabilityEstimate(id="p_wind", proposition=WIND, probability=0.5),
-    ConditionalExpectationEstimate(
-        id="cost|wind", variable="cost", conditions=[WIND], expected_value=60.0
-    ),
-    ConditionalExpectationEstimate(
-        id="cost|calm", variable="cost", conditions=[NO_WIND], expected_value=30.0
-    ),
-    ConditionalProbabilityEstimate(
-        id="wind|rain,hot", proposition=WIND, conditions=[RAIN, HOT], probability=0.9
-    ),
-    ExpectationEstimate(id="e_temp", variable="temp", expected_value=5.3),
-]
 
-
-def test_fit_matches_the_exact_maxent_solution(reference):
-    problem = adapt(VARIABLES, ESTIMATES, max_bins=BINS)
+def test_fit_matches_the_exact_maxent_solution(reference, weather):
+    variables, estimates, bins = weather
+    problem = adapt(variables, estimates, max_bins=bins)
     assert problem.skipped == ()
     targets = build_targets_from_marginals(problem.graph, {}, problem.constraints)
     config = SMMConfig(
@@ -61,7 +21,7 @@ def test_fit_matches_the_exact_maxent_solution(reference):
     )
     fitted, _ = fit_smm(problem.graph, targets, config)
     got = exact_variable_marginals(fitted)
-    want, residuals = reference(VARIABLES, ESTIMATES, BINS)
+    want, residuals = reference(variables, estimates, bins)
     np.testing.assert_allclose(residuals, 0.0, atol=1e-5)  # the reference is feasible
     for g, w in zip(got, want):
         assert 0.5 * np.abs(g - w).sum() < 0.03

@@ -1,7 +1,8 @@
 import numpy as np
 import pytest
-from calibrated_response.models import HistogramDistribution
 from pydantic import ValidationError
+
+from calibrated_response.models import HistogramDistribution
 
 
 def test_uniform_literal_statistics():

@@ -1,6 +1,8 @@
 import math
 
 import pytest
+from pydantic import TypeAdapter, ValidationError
+
 from calibrated_response.models import (
     BinaryVariable,
     ConditionalExpectationEstimate,
@@ -13,7 +15,6 @@ from calibrated_response.models import (
     ProbabilityEstimate,
     VariableUnion,
 )
-from pydantic import TypeAdapter, ValidationError
 
 
 def test_continuous_variable_bounds():

@@ -6,5 +6,14 @@ from calibrated_response.maxent_smm.adapters import (
     adapt,
     estimate_to_constraint,
 )
+from calibrated_response.maxent_smm.config import SMMConfig
+from calibrated_response.maxent_smm.distribution_builder import DistributionBuilder
 
-__all__ = ["AdaptedProblem", "SkippedConstraint", "adapt", "estimate_to_constraint"]
+__all__ = [
+    "AdaptedProblem",
+    "DistributionBuilder",
+    "SMMConfig",
+    "SkippedConstraint",
+    "adapt",
+    "estimate_to_constraint",
+]

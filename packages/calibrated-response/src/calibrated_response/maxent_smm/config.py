@@ -1,0 +1,53 @@
+"""Settings of the maximum-entropy builder (independent of jax_smm's own config)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class SMMConfig(BaseModel):
+    """How the builder discretises and fits.
+
+    Attributes
+    ----------
+    max_bins : int
+        Bins of every continuous variable.
+    num_chains, num_iterations, mcmc_steps_per_iteration : int
+        Persistent chains, optimiser steps, sweeps per step.
+    learning_rate : float
+        Step size.
+    optimizer : {"adam", "sgd"}
+    l2_regularization : float
+        L2 weight on the multipliers.
+    seed : int
+    grad_clip : float or None
+        Global-norm gradient clipping.
+    logit_clip : float or None
+        Bound on every multiplier, so contradictory or boundary estimates
+        (probability exactly 0 or 1) keep finite log-potentials.
+    temperature : float
+        The marginals are read out from ``p^(1 / temperature)`` (1: the fitted
+        model; > 1 flattens it, < 1 sharpens it).
+    readout_sweeps : int
+        Sweeps of every chain averaged into the reported marginals.
+    progress : bool
+        Show a progress bar while fitting.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    max_bins: int = Field(default=20, ge=1)
+    num_chains: int = Field(default=512, ge=1)
+    num_iterations: int = Field(default=600, ge=1)
+    mcmc_steps_per_iteration: int = Field(default=2, ge=1)
+    learning_rate: float = Field(default=0.05, gt=0, allow_inf_nan=False)
+    optimizer: Literal["adam", "sgd"] = "adam"
+    l2_regularization: float = Field(default=0.0, ge=0, allow_inf_nan=False)
+    seed: int = 0
+    grad_clip: float | None = Field(default=None, gt=0)
+    logit_clip: float | None = Field(default=30.0, gt=0)
+    temperature: float = Field(default=1.0, gt=0, allow_inf_nan=False)
+    readout_sweeps: int = Field(default=20, ge=1)
+    progress: bool = True
