@@ -4,8 +4,6 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 PACKAGES := jax-smm calibrated-response
-# Console scripts run by `make demo` (one flagship demo per package that has one).
-DEMOS := jax-smm-demo
 STAMP := $(VENV)/.installed
 PYPROJECTS := pyproject.toml $(foreach p,$(PACKAGES),packages/$(p)/pyproject.toml)
 
@@ -22,10 +20,11 @@ $(STAMP): $(PYPROJECTS) Makefile
 	touch $(STAMP)
 
 demo: $(STAMP)
-	@for d in $(DEMOS); do \
-		echo "=== demo: $$d ==="; \
-		$(VENV)/bin/$$d || exit 1; \
-	done
+	@echo "=== demo: jax-smm ==="
+	$(VENV)/bin/jax-smm-demo
+	@echo "=== demo: calibrated-response ==="
+	$(VENV)/bin/calibrated-response fit packages/calibrated-response/examples/weather.json \
+		--out calibrated_response_demo_output
 
 test: $(STAMP)
 	@for p in $(PACKAGES); do \

@@ -13,10 +13,11 @@ maximum-entropy distribution of the binned model:
 * ``P(A | C) = p``: ``W = 1_C (1_A - p)``, ``c = 0``;
 * ``E[X | C] = mu``: ``W = 1_C (x - mu)``, ``c = 0``;
 
-so conditionals say nothing about ``P(C)``. Indicators are exact for the
-piecewise-uniform density inside a bin: a threshold inside a bin counts the
-fraction of the bin on its side (bin centres are never compared with thresholds),
-and ``x`` restricted to a part of a bin takes that part's mean.
+so conditionals say nothing about ``P(C)``. Each ``(W, c)`` is divided by the
+spread of ``W`` so every multiplier works on the same scale. Indicators are
+exact for the piecewise-uniform density inside a bin: a threshold inside a bin
+counts the fraction of the bin on its side (bin centres are never compared with
+thresholds), and ``x`` restricted to a part of a bin takes that part's mean.
 
 Unsupported forms are not dropped silently: each lands in ``skipped`` with a
 deterministic reason.
@@ -283,7 +284,14 @@ def estimate_to_constraint(
         target = 0.0
     else:
         raise UnsupportedEstimate(f"estimate type {type(estimate).__name__}")
-    constraint = LinearConstraint(tuple(scope.var_ids), weights, target, estimate.id)
+    # Scale each constraint to a unit spread of weights, so multipliers of
+    # probabilities and of expectations in large units learn at the same pace
+    # (the constraint set is unchanged by a positive scale).
+    spread = float(np.ptp(weights))
+    scale = spread if spread > 0 else 1.0
+    constraint = LinearConstraint(
+        tuple(scope.var_ids), weights / scale, target / scale, estimate.id
+    )
     return constraint, readout
 
 
