@@ -140,12 +140,14 @@ def block_logits(
             onehot = (other[:, :, None, :] == states).astype(jnp.float32)
             logits = logits + jnp.einsum("sdkl,sdlc->skc", pair, onehot)
     if plan.triple_degree:
+        # Gather each triple table's row by the pair of neighbour states (a
+        # three-operand einsum let XLA build a (S, D3, K, K, K, C) intermediate).
         others = rows[block(plan.triple_rows)]  # (S, D3, 2, C)
-        first = (others[:, :, 0, None, :] == states).astype(jnp.float32)
-        second = (others[:, :, 1, None, :] == states).astype(jnp.float32)
-        logits = logits + jnp.einsum(
-            "sdklm,sdlc,sdmc->skc", block(tables.triple), first, second
-        )
+        pair_state = others[:, :, 0, :] * k + others[:, :, 1, :]  # (S, D3, C)
+        triple = block(tables.triple)
+        flat = triple.reshape(*triple.shape[:3], k * k)  # (S, D3, K, K*K)
+        rows_of_state = jnp.take_along_axis(flat, pair_state[:, :, None, :], axis=3)
+        logits = logits + jnp.sum(rows_of_state, axis=1)
     return logits
 
 
