@@ -40,7 +40,7 @@ class SMMConfig(BaseModel):
 
     max_bins: int = Field(default=20, ge=1)
     num_chains: int = Field(default=512, ge=1)
-    num_iterations: int = Field(default=600, ge=1)
+    num_iterations: int = Field(default=1500, ge=1)
     mcmc_steps_per_iteration: int = Field(default=2, ge=1)
     learning_rate: float = Field(default=0.05, gt=0, allow_inf_nan=False)
     optimizer: Literal["adam", "sgd"] = "adam"
@@ -49,5 +49,5 @@ class SMMConfig(BaseModel):
     grad_clip: float | None = Field(default=None, gt=0)
     logit_clip: float | None = Field(default=30.0, gt=0)
     temperature: float = Field(default=1.0, gt=0, allow_inf_nan=False)
-    readout_sweeps: int = Field(default=20, ge=1)
+    readout_sweeps: int = Field(default=100, ge=1)
     progress: bool = True
