@@ -19,7 +19,9 @@ def load(name):
     "name", ["maxent_smm_pairwise", "maxent_smm_triples", "maxent_smm_fit_from_samples"]
 )
 def test_example_runs(name, tmp_path):
-    result = load(name).main(["--quiet", "--iterations", "1500", "--out", str(tmp_path)])
+    result = load(name).main(
+        ["--quiet", "--iterations", "1500", "--out", str(tmp_path)]
+    )
     for estimate_id, row in result["constraint_satisfaction"].items():
         # probabilities within 0.1, expectations within 5 % of their value
         tolerance = 0.1 if row["target"] <= 1 else 0.05 * row["target"]
