@@ -11,8 +11,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from calibrated_response.cli import Problem, constraints_csv, plot_marginals
-from calibrated_response.maxent_smm import DistributionBuilder, SMMConfig
+from calibrated_response.cli import Problem, fit_problem
+from calibrated_response.maxent_smm import SMMConfig
 from calibrated_response.models import (
     BinaryVariable,
     ConditionalExpectationEstimate,
@@ -50,23 +50,17 @@ def problem() -> Problem:
 
 
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
-    """Fit, print the constraint table, save the figure; return the errors."""
+    """Fit, print the constraint table, write the outputs; return the errors."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "output")
     parser.add_argument("--iterations", type=int, default=1500)
     parser.add_argument("--quiet", action="store_true")
     args = parser.parse_args(argv)
-    prob = problem()
-    config = SMMConfig(num_iterations=args.iterations, progress=not args.quiet)
-    builder = DistributionBuilder(prob.variables, prob.estimates, config)
-    _, info = builder.build()
-    marginals = builder.get_all_marginals(info)
-    path = args.out / "maxent_smm_pairwise.png"
-    plot_marginals(prob, marginals, path)
-    if not args.quiet:
-        print(constraints_csv(prob, info), end="")
-        print(f"figure: {path}")
-    return {"constraint_satisfaction": info["constraint_satisfaction"], "plot": path}
+    prob = problem().model_copy(
+        update={"config": SMMConfig(num_iterations=args.iterations)}
+    )
+    info = fit_problem(prob, args.out / "maxent_smm_pairwise", args.quiet)
+    return {"constraint_satisfaction": info["constraint_satisfaction"]}
 
 
 if __name__ == "__main__":

@@ -26,6 +26,6 @@ def test_example_runs(name, tmp_path):
         # probabilities within 0.1, expectations within 5 % of their value
         tolerance = 0.1 if row["target"] <= 1 else 0.05 * row["target"]
         assert row["error"] < tolerance, (estimate_id, row)
-    assert any(p.suffix == ".png" for p in tmp_path.iterdir())
+    assert any(p.suffix == ".png" for p in tmp_path.rglob("*"))
     if name == "maxent_smm_fit_from_samples":
         assert result["total_variation"]["rain"] < 0.03

@@ -153,9 +153,8 @@ def plot_marginals(
         plt.close(fig)
 
 
-def fit(problem_path: Path, out: Path, quiet: bool = False) -> dict[str, Any]:
-    """Fit a problem file and write the three outputs into ``out``."""
-    problem = load_problem(problem_path)
+def fit_problem(problem: Problem, out: Path, quiet: bool = False) -> dict[str, Any]:
+    """Fit a problem and write the three outputs into ``out``; return ``info``."""
     config = problem.config.model_copy(update={"progress": not quiet})
     builder = DistributionBuilder(problem.variables, problem.estimates, config)
     _, info = builder.build()
@@ -169,6 +168,11 @@ def fit(problem_path: Path, out: Path, quiet: bool = False) -> dict[str, Any]:
         print(table, end="")
         print(f"wrote {out / 'marginals.json'}, constraints.csv, marginals.png")
     return info
+
+
+def fit(problem_path: Path, out: Path, quiet: bool = False) -> dict[str, Any]:
+    """Fit a problem file (see :func:`fit_problem`)."""
+    return fit_problem(load_problem(problem_path), out, quiet)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
