@@ -235,7 +235,23 @@ def build_factor_graph(model: PottsModel) -> FactorGraph:
     return FactorGraph(variables, factors)
 
 
-class OursSampler:
+class CompiledSampler:
+    """Shared timing protocol of the JAX samplers: one compiled call per step."""
+
+    def _step(self) -> None:
+        raise NotImplementedError
+
+    def warm_up(self) -> None:
+        """Run one full, untimed call."""
+        self._step()
+
+    def run(self, call: int) -> None:
+        """Run one timed call (``call`` is unused; keys advance per call)."""
+        del call
+        self._step()
+
+
+class OursSampler(CompiledSampler):
     """jax_smm's ``ChromaticGibbs.sample_bins`` under ``jax.jit``, compiled AOT.
 
     Parameters
@@ -302,15 +318,6 @@ class OursSampler:
         jax.block_until_ready(out)
         self.bins = out[0]
         self._calls += 1
-
-    def warm_up(self) -> None:
-        """Run one full, untimed call."""
-        self._step()
-
-    def run(self, call: int) -> None:
-        """Run one timed call (``call`` is unused; keys advance per call)."""
-        del call
-        self._step()
 
     def states(self) -> np.ndarray:
         """Current states, ``int32[chains, n]``."""
@@ -492,7 +499,7 @@ def ising_parameters(model: PottsModel) -> tuple[np.ndarray, np.ndarray]:
     return biases.astype(np.float32), weights.astype(np.float32)
 
 
-class ThrmlSampler:
+class ThrmlSampler(CompiledSampler):
     """thrml 0.1.4, two-colour block Gibbs, chains by ``vmap``, compiled AOT.
 
     ``K = 2`` uses ``IsingEBM`` / ``IsingSamplingProgram`` with the exact
@@ -610,15 +617,6 @@ class ThrmlSampler:
         jax.block_until_ready(out)
         self.state = list(out)
         self._calls += 1
-
-    def warm_up(self) -> None:
-        """Run one full, untimed call."""
-        self._step()
-
-    def run(self, call: int) -> None:
-        """Run one timed call (``call`` is unused; keys advance per call)."""
-        del call
-        self._step()
 
     def states(self) -> np.ndarray:
         """Current states, ``int64[chains, n]`` (spins mapped ``True -> 1``)."""

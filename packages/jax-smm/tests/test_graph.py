@@ -122,3 +122,13 @@ def test_with_theta_keeps_plan(mixed_graph):
     assert g2.plan is mixed_graph.plan
     assert all(float(jnp.abs(f.theta).sum()) == 0 for f in g2.factors)
     assert float(jnp.abs(mixed_graph.factors[0].theta).sum()) > 0
+
+
+def test_factor_over_and_orient_table(mixed_graph):
+    from jax_smm.features import orient_table
+
+    assert mixed_graph.factor_over((1, 0)).id == 5
+    assert mixed_graph.factor_over((4, 0, 2)).id == 9
+    assert mixed_graph.factor_over((0, 3)) is None
+    table = np.arange(6).reshape(2, 3)  # axes (a, b)
+    np.testing.assert_array_equal(orient_table(table, (7, 8), (8, 7)), table.T)

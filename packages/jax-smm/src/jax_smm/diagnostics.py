@@ -14,7 +14,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jax_smm.energy import energy_of_bins, extended_params
-from jax_smm.features import moments_from_bins
+from jax_smm.features import moments_from_bins, orient_table
 from jax_smm.graph import FactorGraph
 from jax_smm.targets import Targets
 
@@ -24,9 +24,8 @@ _ENUMERATION_CHUNK = 2**16
 
 def _linear_expectation(graph: FactorGraph, model_moments, constraint) -> float:
     """``E[W]`` of a constraint from the model table of the factor over its scope."""
-    factor = next(f for f in graph.factors if set(f.var_ids) == set(constraint.var_ids))
-    perm = [constraint.var_ids.index(v) for v in factor.var_ids]
-    weights = np.transpose(constraint.weights, perm)
+    factor = graph.factor_over(constraint.var_ids)
+    weights = orient_table(constraint.weights, constraint.var_ids, factor.var_ids)
     return float(np.sum(weights * np.asarray(model_moments[factor.id])))
 
 

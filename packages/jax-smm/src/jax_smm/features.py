@@ -195,6 +195,13 @@ class LinearWiring:
     num_features: int = field(default=0, metadata={"static": True})
 
 
+def orient_table(
+    table: np.ndarray, var_ids: Sequence[int], target_var_ids: Sequence[int]
+) -> np.ndarray:
+    """Transpose a table over ``var_ids`` to the axis order ``target_var_ids``."""
+    return np.transpose(table, [list(var_ids).index(v) for v in target_var_ids])
+
+
 def wire_linear_features(
     graph: FactorGraph, features: Sequence[LinearFeature]
 ) -> LinearWiring:
@@ -206,7 +213,6 @@ def wire_linear_features(
         If a feature's scope has no factor in the graph, or its weights are not
         shaped by the scope's cardinalities.
     """
-    by_scope = {frozenset(f.var_ids): f for f in graph.factors}
     cells, weights, ids = [], [], []
     for j, feat in enumerate(features):
         expected = tuple(graph.variables[v].cardinality for v in feat.var_ids)
@@ -215,14 +221,13 @@ def wire_linear_features(
                 f"features[{j}]: weights shape {feat.weights.shape} != {expected}, "
                 f"the cardinalities of var_ids {feat.var_ids}"
             )
-        factor = by_scope.get(frozenset(feat.var_ids))
+        factor = graph.factor_over(feat.var_ids)
         if factor is None:
             raise ValueError(
                 f"features[{j}]: no factor over var_ids {feat.var_ids}; add one "
                 "(with zero theta) to the graph to carry the constraint"
             )
-        perm = [feat.var_ids.index(v) for v in factor.var_ids]
-        table = np.transpose(feat.weights, perm)
+        table = orient_table(feat.weights, feat.var_ids, factor.var_ids)
         start, stop = graph.cell_range(factor.id)
         cells.append(np.arange(start, stop))
         weights.append(table.ravel())

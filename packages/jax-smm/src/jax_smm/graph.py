@@ -396,6 +396,9 @@ class FactorGraph:
             self.var_index[i] = (key, counts[key])
             counts[key] += 1
         self._factor_pos = {f.id: i for i, f in enumerate(self.factors)}
+        self._by_scope: dict[frozenset[int], Factor] = {}
+        for f in self.factors:
+            self._by_scope.setdefault(frozenset(f.var_ids), f)
         self.plan, self._plan_order = _compile(self.variables, self.factors)
         order = [pos for members in self._plan_order for pos in members]
         self._plan_index = {self.factors[pos].id: i for i, pos in enumerate(order)}
@@ -426,6 +429,10 @@ class FactorGraph:
             return self._factor_pos[int(factor_id)]
         except KeyError:
             raise ValueError(f"factor_id {factor_id!r} is not in the graph") from None
+
+    def factor_over(self, var_ids: Sequence[int]) -> Factor | None:
+        """The (first) factor whose scope is exactly ``var_ids``, in any order."""
+        return self._by_scope.get(frozenset(int(v) for v in var_ids))
 
     def cell_range(self, factor_id: int) -> tuple[int, int]:
         """Start and stop of factor ``factor_id``'s cells in the flat vector."""

@@ -20,6 +20,7 @@ import jax_smm
 from calibrated_response.maxent_smm.adapters import RepoVariable, adapt
 from calibrated_response.maxent_smm.config import SMMConfig
 from calibrated_response.models.distribution import HistogramDistribution
+from jax_smm.features import orient_table
 
 
 class DistributionBuilder:
@@ -176,7 +177,6 @@ class DistributionBuilder:
         self, graph: jax_smm.FactorGraph, tables: dict[int, np.ndarray]
     ) -> dict[str, dict[str, float | None]]:
         """Stated vs achieved value of every adapted estimate."""
-        by_scope = {frozenset(f.var_ids): f for f in graph.factors}
         stated = {e.id: _stated(e) for e in self.estimates}
         out = {}
         for eid, constraint, (num, den) in zip(
@@ -185,11 +185,11 @@ class DistributionBuilder:
             self.problem.readouts,
             strict=True,
         ):
-            factor = by_scope[frozenset(constraint.var_ids)]
-            perm = [constraint.var_ids.index(v) for v in factor.var_ids]
+            factor = graph.factor_over(constraint.var_ids)
             table = np.asarray(tables[factor.id], np.float64)
-            mass = float(np.sum(np.transpose(den, perm) * table))
-            value = float(np.sum(np.transpose(num, perm) * table))
+            scope, order = constraint.var_ids, factor.var_ids
+            mass = float(np.sum(orient_table(den, scope, order) * table))
+            value = float(np.sum(orient_table(num, scope, order) * table))
             # A condition the model gives no mass has no conditional value.
             achieved = value / mass if mass > 0 else None
             out[eid] = {
