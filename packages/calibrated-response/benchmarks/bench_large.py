@@ -153,12 +153,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--variables", type=int, default=1000)
     parser.add_argument("--estimates", type=int, default=3000)
     parser.add_argument("--samples", type=int, default=20000)
-    parser.add_argument("--iterations", type=int, default=500)
+    parser.add_argument("--iterations", type=int, default=450)
     parser.add_argument("--chains", type=int, default=256)
     parser.add_argument("--sweeps", type=int, default=2)
-    parser.add_argument("--learning-rate", type=float, default=0.05)
-    parser.add_argument("--readout-sweeps", type=int, default=300)
+    parser.add_argument("--learning-rate", type=float, default=0.1)
+    parser.add_argument("--average-fraction", type=float, default=0.3)
+    parser.add_argument("--readout-sweeps", type=int, default=800)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--no-save", action="store_true", help="print only; keep results/ as is"
+    )
     args = parser.parse_args(argv)
     bins, parents = simulate(args.variables, args.samples, args.seed)
     variables, estimates = make_problem(bins, parents, args.estimates, args.seed + 1)
@@ -168,6 +172,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         num_chains=args.chains,
         mcmc_steps_per_iteration=args.sweeps,
         learning_rate=args.learning_rate,
+        average_fraction=args.average_fraction,
         readout_sweeps=args.readout_sweeps,
         seed=args.seed,
     )
@@ -196,6 +201,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     }
     print(json.dumps({k: v for k, v in result.items() if k != "machine"}, indent=1))
     text = json.dumps(result, indent=2) + "\n"
+    if args.no_save:
+        return 0
     atomic_write(RESULTS / "large_problem.json", lambda t: t.write_text(text))
     plot_errors(np.asarray(errors), seconds, RESULTS / "large_problem.png")
     return 0

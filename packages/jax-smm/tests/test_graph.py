@@ -132,3 +132,34 @@ def test_factor_over_and_orient_table(mixed_graph):
     assert mixed_graph.factor_over((0, 3)) is None
     table = np.arange(6).reshape(2, 3)  # axes (a, b)
     np.testing.assert_array_equal(orient_table(table, (7, 8), (8, 7)), table.T)
+
+
+def test_rows_beyond_a_slot_prefix_have_no_incidence(make_graph):
+    """The sampler skips rows past ``prefix[d]`` in slot ``d``: they must only
+    hold padding (the zero cell), and every real incidence must be kept."""
+    scopes = [(v,) for v in range(9)] + [
+        (0, 1),
+        (0, 2),
+        (0, 3),
+        (0, 4),
+        (5, 6),
+        (1, 2, 7),
+        (3, 4, 8),
+        (5, 7, 8),
+    ]
+    graph = make_graph([2, 3, 2, 4, 2, 3, 2, 2, 3], scopes, seed=0)
+    plan = graph.plan
+    zero = plan.num_params
+    size = plan.colour_size
+    for cells, prefix in (
+        (np.asarray(plan.pair_cells), plan.pair_prefix),
+        (np.asarray(plan.triple_cells), plan.triple_prefix),
+    ):
+        assert len(prefix) == cells.shape[1]
+        real = (cells != zero).reshape((*cells.shape[:2], -1)).any(axis=2)
+        assert real.sum() > 0
+        for d, end in enumerate(prefix):
+            local = np.arange(plan.num_rows) % size
+            assert not real[local >= end, d].any()
+            assert real[local == end - 1, d].any()
+    assert sum(plan.pair_prefix) < plan.pair_degree * size

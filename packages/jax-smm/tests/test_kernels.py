@@ -20,6 +20,12 @@ CASES = {
         [(0,), (1,), (2,), (3,), (0, 1), (1, 2), (2, 3), (3, 0)],
         {},
     ),
+    # uneven degrees, so the sampler's per-slot row prefixes skip rows
+    "hub_and_triples": (
+        [2, 3, 2, 3, 2, 2, 3],
+        [(0,), (5,), (0, 1), (0, 2), (0, 3), (1, 2, 4), (3, 5, 6), (4, 6)],
+        {},
+    ),
     "binned_continuous": (
         [3, 5, 2],
         [(0,), (1,), (2,), (0, 1), (1, 2)],

@@ -101,6 +101,28 @@ def test_sgd_clip_sequential_and_callback(mixed_graph):
     assert history["max_error"][-1] < history["max_error"][0]
 
 
+def test_tail_average_is_the_mean_of_the_last_iterates(mixed_graph):
+    """With a constant step, a fit of ``t`` iterations is the ``t``-th iterate of
+    any longer fit (same seed), so the averaged fit is checkable against them."""
+    targets = build_targets_from_marginals(mixed_graph, exact_marginals(mixed_graph))
+    base = dict(FAST, schedule="constant", learning_rate=0.3, progress=False)
+
+    def fit(iterations, fraction=0.0):
+        config = SMMConfig(
+            **{**base, "num_iterations": iterations}, average_fraction=fraction
+        )
+        graph, history = fit_smm(zero_copy(mixed_graph), targets, config)
+        return graph.theta_groups, history["max_error"]
+
+    iterates = [fit(t)[0] for t in (6, 7, 8)]
+    averaged, errors = fit(8, fraction=0.375)  # the last 3 of 8 iterations
+    assert len(errors) == 8
+    for j, got in enumerate(averaged):
+        mean = np.mean([np.asarray(it[j]) for it in iterates], axis=0)
+        np.testing.assert_allclose(got, mean, rtol=1e-5, atol=1e-6)
+        assert not np.allclose(iterates[0][j], iterates[2][j])
+
+
 @pytest.mark.parametrize(
     ("field", "value"),
     [
@@ -112,6 +134,7 @@ def test_sgd_clip_sequential_and_callback(mixed_graph):
         ("grad_clip", 0.0),
         ("param_clip", -1.0),
         ("schedule", "linear"),
+        ("average_fraction", 1.0),
         ("kernel", "metropolis"),
     ],
 )

@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 
 from calibrated_response.maxent_smm import adapt
+from calibrated_response.maxent_smm.adapters import merge_equivalent
 from calibrated_response.models import (
     BinaryVariable,
     ConditionalExpectationEstimate,
@@ -196,3 +197,32 @@ def test_graph_has_unary_factors_and_one_factor_per_scope():
     ]
     assert problem.estimate_ids == ("a", "b", "c")
     np.testing.assert_allclose(problem.bin_edges[1], [0, 2, 4, 6, 8, 10])
+
+
+def test_equivalent_estimates_share_one_multiplier():
+    wind = EqualityProposition(variable="wind", value=True)
+    estimates = [
+        ProbabilityEstimate(id="p", proposition=rain(), probability=0.3),
+        ExpectationEstimate(id="e", variable="rain", expected_value=0.3),
+        ProbabilityEstimate(id="not", proposition=rain(False), probability=0.7),
+        ProbabilityEstimate(id="other", proposition=rain(), probability=0.4),
+        ConditionalProbabilityEstimate(
+            id="c1",
+            proposition=rain(),
+            conditions=[wind, temp_above(5.0)],
+            probability=0.6,
+        ),
+        ConditionalProbabilityEstimate(
+            id="c2",
+            proposition=rain(),
+            conditions=[temp_above(5.0), wind],
+            probability=0.6,
+        ),
+        ConditionalProbabilityEstimate(
+            id="c3", proposition=rain(), conditions=[wind], probability=0.6
+        ),
+    ]
+    problem = adapt(VARS, estimates, max_bins=5)
+    distinct, index = merge_equivalent(problem.constraints)
+    assert index == (0, 0, 0, 1, 2, 2, 3)
+    assert [c.name for c in distinct] == ["p", "other", "c1", "c3"]

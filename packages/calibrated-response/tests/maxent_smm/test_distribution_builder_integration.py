@@ -65,6 +65,16 @@ def test_bad_input_raises_with_a_clear_message():
         ValueError, match=r"target_variable 'z' is not a variable; known: \['a'\]"
     ):
         DistributionBuilder([a], [p], FAST).build("z")
+    for field, value in [
+        ("num_chains", 0),
+        ("learning_rate", -1.0),
+        ("optimizer", "rmsprop"),
+        ("average_fraction", 1.0),
+        ("temperature", 0.0),
+        ("extra_field", 1),
+    ]:
+        with pytest.raises(ValueError, match=field):
+            SMMConfig(**{field: value})
 
 
 def test_contradictory_estimates_stay_finite_and_are_reported():

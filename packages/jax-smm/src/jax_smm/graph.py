@@ -196,6 +196,10 @@ class Plan:
         Number of colour classes and the padded size of each.
     pair_degree, triple_degree, unary_degree : int
         Padded number of pair, triple and unary incidences per variable.
+    pair_prefix, triple_prefix : tuple of int
+        Per incidence slot ``d``: in every colour block, the rows past
+        ``prefix[d]`` have no real incidence in slot ``d`` (rows are ordered by
+        decreasing degree inside a colour), so the sampler skips them.
     factor_vars : int32[F + 1, 3]
         Variables of every factor in plan order (padded with 0); the extra last
         factor is padding.
@@ -237,6 +241,8 @@ class Plan:
     pair_degree: int = field(metadata={"static": True})
     triple_degree: int = field(metadata={"static": True})
     unary_degree: int = field(metadata={"static": True})
+    pair_prefix: tuple[int, ...] = field(metadata={"static": True})
+    triple_prefix: tuple[int, ...] = field(metadata={"static": True})
     factor_vars: jax.Array
     factor_strides: jax.Array
     factor_offset: jax.Array
@@ -535,10 +541,23 @@ def _compile(
     for v, adj in enumerate(adjacent):
         var_factors[v, : len(adj)] = adj
 
-    # Colour classes, each padded to the largest, laid out as row blocks.
+    # Colour classes, each padded to the largest, laid out as row blocks; inside
+    # a block, rows go by decreasing (pair, triple) degree so the sampler can
+    # stop each incidence slot at the last row that has one.
     colours = dsatur_colouring(neighbours)
     num_colours = max(colours) + 1
-    members_of = [[v for v in range(n) if colours[v] == c] for c in range(num_colours)]
+    order_degree = [[0, 0] for _ in range(n)]
+    for pos in order:
+        if factors[pos].order > 1:
+            for v in factors[pos].var_ids:
+                order_degree[v][factors[pos].order - 2] += 1
+    members_of = [
+        sorted(
+            (v for v in range(n) if colours[v] == c),
+            key=lambda v: (-sum(order_degree[v]), -order_degree[v][0], v),
+        )
+        for c in range(num_colours)
+    ]
     colour_size = max(len(m) for m in members_of)
     num_rows = num_colours * colour_size
     row_of_var = np.zeros(n, np.int32)
@@ -586,6 +605,15 @@ def _compile(
         pair_degree = 0
         pair_rows, pair_cells = pair_rows[:, :0], pair_cells[:, :0]
 
+    def prefix(order_: int, degree: int) -> tuple[int, ...]:
+        """Per slot, the largest end (over colour blocks) of its real rows."""
+        ends = [0] * degree
+        for members in members_of:
+            for j, v in enumerate(members):
+                for d in range(order_degree[v][order_ - 2]):
+                    ends[d] = max(ends[d], j + 1)
+        return tuple(ends)
+
     state_mask = np.full((num_rows, k), -np.inf, np.float32)
     state_mask[:, 0] = 0.0  # padding rows hold state 0
     for v in range(n):
@@ -607,6 +635,8 @@ def _compile(
         pair_degree=pair_degree,
         triple_degree=triple_degree,
         unary_degree=unary_degree,
+        pair_prefix=prefix(2, pair_degree),
+        triple_prefix=prefix(3, triple_degree),
         factor_vars=jnp.asarray(factor_vars),
         factor_strides=jnp.asarray(factor_strides),
         factor_offset=jnp.asarray(factor_offset),

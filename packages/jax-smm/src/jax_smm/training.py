@@ -67,6 +67,11 @@ class SMMConfig:
         Learning-rate schedule. Moment estimates are noisy, so a constant step
         leaves theta jittering around the solution; the cosine decay (to 1 % of
         ``learning_rate`` at the last iteration) lets it settle (Robbins-Monro).
+    average_fraction : float
+        Polyak-Ruppert tail averaging: the returned parameters are the mean of
+        the iterates over this final fraction of the iterations (0: the last
+        iterate). Averaging cancels most of the jitter the noisy moment
+        estimates leave in the parameters.
     seed : int
         Seed of the chains' initial states and of every MCMC draw.
     chunk_size : int
@@ -86,6 +91,7 @@ class SMMConfig:
     grad_clip: float | None = None
     param_clip: float | None = None
     schedule: Literal["cosine", "constant"] = "cosine"
+    average_fraction: float = 0.0
     seed: int = 0
     chunk_size: int = 25
     kernel: Literal["chromatic", "sequential"] = "chromatic"
@@ -118,6 +124,10 @@ class SMMConfig:
             value = getattr(self, name)
             if value is not None and not value > 0:
                 raise ValueError(f"{name} must be None or > 0, got {value!r}")
+        if not 0.0 <= self.average_fraction < 1.0:
+            raise ValueError(
+                f"average_fraction must be in [0, 1), got {self.average_fraction!r}"
+            )
         if self.schedule not in SCHEDULES:
             raise ValueError(
                 f"schedule must be one of {SCHEDULES}, got {self.schedule!r}"
@@ -142,6 +152,7 @@ class _Hyper(NamedTuple):
     num_iterations: jax.Array
     l2: jax.Array
     param_clip: jax.Array
+    average_from: jax.Array
 
 
 def make_optimizer(spec: _StepSpec, hyper: _Hyper) -> optax.GradientTransformation:
@@ -175,6 +186,8 @@ class _Carry(NamedTuple):
     opt_state: Any
     states: State
     key: jax.Array
+    iteration: jax.Array
+    average: dict[str, jax.Array]
 
 
 def effective_theta(params: dict[str, jax.Array], targets: CompiledTargets):
@@ -190,7 +203,7 @@ def _step(
     carry: _Carry,
 ) -> tuple[_Carry, tuple[jax.Array, ...]]:
     """One SMM iteration: sample, estimate moments, take an optimiser step."""
-    params, opt_state, states, key = carry
+    params, opt_state, states, key, iteration, average = carry
     key, sample_key = jax.random.split(key)
     theta_ext = jnp.append(effective_theta(params, targets), 0.0)
     states, counts, _ = spec.kernel.step(
@@ -215,11 +228,15 @@ def _step(
         ),
         "lam": jnp.clip(params["lam"], -bound, bound),
     }
+    # Running mean of the iterates from iteration ``average_from`` on.
+    n_averaged = jnp.maximum(iteration - hyper.average_from + 1.0, 1.0)
+    average = jax.tree.map(lambda a, p: a + (p - a) / n_averaged, average, params)
     errors = jnp.concatenate([jnp.abs(residual), jnp.abs(lin_residual)])
     num_targets = jnp.sum(targets.mask) + lin_residual.shape[0]
     max_error = jnp.max(errors, initial=0.0)
     mean_error = jnp.sum(errors) / jnp.maximum(num_targets, 1.0)
-    return _Carry(params, opt_state, states, key), (max_error, mean_error, finite)
+    carry = _Carry(params, opt_state, states, key, iteration + 1.0, average)
+    return carry, (max_error, mean_error, finite)
 
 
 @partial(jax.jit, static_argnames=("spec",))
@@ -280,8 +297,8 @@ def fit_smm(
         errors of that iteration's estimate) and ``runtime`` (seconds since the
         start of the fit, interpolated inside a chunk; the first chunk includes
         compilation unless an identical fit was compiled before). Also
-        ``multipliers`` (final ``lambda`` of each constraint) and ``states``
-        (final chain states).
+        ``multipliers`` (``lambda`` of each constraint, tail-averaged like the
+        returned tables) and ``states`` (final chain states).
 
     Raises
     ------
@@ -305,6 +322,9 @@ def fit_smm(
         param_clip=jnp.float32(
             jnp.inf if config.param_clip is None else config.param_clip
         ),
+        average_from=jnp.float32(
+            np.floor((1.0 - config.average_fraction) * config.num_iterations)
+        ),
     )
     key = jax.random.key(config.seed)
     if initial_states is None:
@@ -317,7 +337,14 @@ def fit_smm(
         "theta": flatten_theta(graph.theta_groups),
         "lam": jnp.zeros(compiled.linear.num_features, jnp.float32),
     }
-    carry = _Carry(params, make_optimizer(spec, hyper).init(params), states, key)
+    carry = _Carry(
+        params,
+        make_optimizer(spec, hyper).init(params),
+        states,
+        key,
+        jnp.float32(0.0),
+        params,
+    )
 
     total = int(config.num_iterations)
     chunk = min(int(config.chunk_size), total)
@@ -348,13 +375,13 @@ def fit_smm(
             if callback is not None and callback(first + n_active, carry.states):
                 break
 
-    theta = effective_theta(carry.params, compiled)
+    theta = effective_theta(carry.average, compiled)
     history = {
         "iteration": list(range(len(max_err))),
         "max_error": max_err,
         "mean_error": mean_err,
         "runtime": runtime,
-        "multipliers": np.asarray(carry.params["lam"]),
+        "multipliers": np.asarray(carry.average["lam"]),
         "states": carry.states,
     }
     return graph.with_theta(unflatten_theta(graph.plan, theta)), history

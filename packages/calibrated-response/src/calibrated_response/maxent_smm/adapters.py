@@ -21,6 +21,12 @@ thresholds), and ``x`` restricted to a part of a bin takes that part's mean.
 
 Unsupported forms are not dropped silently: each lands in ``skipped`` with a
 deterministic reason.
+
+Estimates that state the *same* constraint (e.g. ``P(B) = 0.3``, ``E[B] = 0.3``
+and ``P(not B) = 0.7`` on a binary ``B``, or a repeated conditional) share one
+multiplier in the fit (:func:`merge_equivalent`): the maximum-entropy solution
+is the same, while Adam would otherwise move that one direction once per copy
+and multiply its step size.
 """
 
 from __future__ import annotations
@@ -42,8 +48,10 @@ from calibrated_response.models.query import (
 from calibrated_response.models.variable import BinaryVariable, ContinuousVariable
 from jax_smm import Factor, FactorGraph, LinearConstraint
 from jax_smm import Variable as SMMVariable
+from jax_smm.features import orient_table
 
 MAX_CONDITIONS = 2
+EQUIVALENCE_DECIMALS = 9
 BINARY_EDGES = (0.0, 0.5, 1.0)
 RepoVariable = BinaryVariable | ContinuousVariable
 
@@ -300,6 +308,52 @@ def _check_conditions(conditions: Sequence[Proposition]) -> None:
         raise UnsupportedEstimate(
             f"{len(conditions)} conditions (at most {MAX_CONDITIONS} are supported)"
         )
+
+
+def _canonical_key(constraint: LinearConstraint) -> tuple:
+    """A key equal for constraints that define the same set of distributions.
+
+    ``E[W] = c`` is ``E[W - c] = 0``; that table, on the sorted scope, scaled to
+    a unit largest entry and signed so its first non-zero entry is positive,
+    is invariant to the ways one constraint can be written.
+    """
+    scope = tuple(sorted(constraint.var_ids))
+    g = orient_table(constraint.weights - constraint.target, constraint.var_ids, scope)
+    peak = float(np.max(np.abs(g)))
+    if peak == 0.0:
+        return (scope, "trivial")
+    g = g / peak
+    if g.flat[np.flatnonzero(np.abs(g) > 10.0**-EQUIVALENCE_DECIMALS)[0]] < 0:
+        g = -g
+    return (scope, g.shape, (np.round(g, EQUIVALENCE_DECIMALS) + 0.0).tobytes())
+
+
+def merge_equivalent(
+    constraints: Sequence[LinearConstraint],
+) -> tuple[tuple[LinearConstraint, ...], tuple[int, ...]]:
+    """Collapse constraints that are the same constraint written differently.
+
+    Parameters
+    ----------
+    constraints : sequence of jax_smm.LinearConstraint
+
+    Returns
+    -------
+    distinct : tuple of jax_smm.LinearConstraint
+        The first constraint of every equivalence class, in first-seen order.
+    index : tuple of int
+        For every input constraint, the position of its class in ``distinct``.
+    """
+    classes: dict[tuple, int] = {}
+    distinct: list[LinearConstraint] = []
+    index = []
+    for c in constraints:
+        key = _canonical_key(c)
+        if key not in classes:
+            classes[key] = len(distinct)
+            distinct.append(c)
+        index.append(classes[key])
+    return tuple(distinct), tuple(index)
 
 
 def adapt(

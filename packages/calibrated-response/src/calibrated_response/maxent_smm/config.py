@@ -27,6 +27,9 @@ class SMMConfig(BaseModel):
     logit_clip : float or None
         Bound on every multiplier, so contradictory or boundary estimates
         (probability exactly 0 or 1) keep finite log-potentials.
+    average_fraction : float
+        Tail averaging: the fitted model is the mean of the iterates over this
+        final fraction of the iterations (0: the last iterate).
     temperature : float
         The marginals are read out from ``p^(1 / temperature)`` (1: the fitted
         model; > 1 flattens it, < 1 sharpens it).
@@ -48,6 +51,7 @@ class SMMConfig(BaseModel):
     seed: int = 0
     grad_clip: float | None = Field(default=None, gt=0)
     logit_clip: float | None = Field(default=30.0, gt=0)
+    average_fraction: float = Field(default=0.25, ge=0, lt=1)
     temperature: float = Field(default=1.0, gt=0, allow_inf_nan=False)
     readout_sweeps: int = Field(default=100, ge=1)
     progress: bool = True

@@ -17,7 +17,11 @@ import jax
 import numpy as np
 
 import jax_smm
-from calibrated_response.maxent_smm.adapters import RepoVariable, adapt
+from calibrated_response.maxent_smm.adapters import (
+    RepoVariable,
+    adapt,
+    merge_equivalent,
+)
 from calibrated_response.maxent_smm.config import SMMConfig
 from calibrated_response.models.distribution import HistogramDistribution
 from jax_smm.features import orient_table
@@ -95,10 +99,9 @@ class DistributionBuilder:
         graph = problem.graph
         history: dict[str, Any]
         start = time.perf_counter()
-        if problem.constraints:
-            targets = jax_smm.build_targets_from_marginals(
-                graph, {}, problem.constraints
-            )
+        distinct, shared = merge_equivalent(problem.constraints)
+        if distinct:
+            targets = jax_smm.build_targets_from_marginals(graph, {}, distinct)
             graph, history = jax_smm.fit_smm(
                 graph,
                 targets,
@@ -111,6 +114,7 @@ class DistributionBuilder:
                     l2_regularization=cfg.l2_regularization,
                     grad_clip=cfg.grad_clip,
                     param_clip=cfg.logit_clip,
+                    average_fraction=cfg.average_fraction,
                     seed=cfg.seed,
                     progress=cfg.progress,
                 ),
@@ -143,9 +147,9 @@ class DistributionBuilder:
             {"estimate_id": s.estimate_id, "reason": s.reason} for s in problem.skipped
         ]
         history = {k: v for k, v in history.items() if k != "states"}
-        history["multipliers"] = np.asarray(
-            history.get("multipliers", []), np.float64
-        ).tolist()
+        multipliers = np.asarray(history.get("multipliers", []), np.float64)
+        # Equivalent estimates share one multiplier; each reports that one.
+        history["multipliers"] = [float(multipliers[j]) for j in shared]
         history["acceptance"] = float(kernel_info.acceptance_rate)
         history["skipped_constraints"] = skipped
         info = {

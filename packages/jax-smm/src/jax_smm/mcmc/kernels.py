@@ -116,38 +116,42 @@ def block_logits(
     """
     k = plan.max_card
     block = partial(row_block, start=start, size=size)
-    logits = block(tables.unary)[:, :, None]
+    logits = jnp.broadcast_to(block(tables.unary)[:, :, None], (size, k, rows.shape[1]))
     states = jnp.arange(k, dtype=rows.dtype)[:, None]
     if plan.pair_degree:
         # Low degree: select the table column of each neighbour's state with a
         # chain of selects, which vectorises along the chain axis (XLA:CPU
-        # gathers of small tables and one-hot contractions are slower there).
-        # High degree: one one-hot contraction (a matrix product) over every
-        # incidence keeps the program small and was faster on dense graphs.
+        # gathers of small tables and one-hot contractions are slower there);
+        # slot d only visits the rows up to ``pair_prefix[d]`` that can have
+        # one. High degree: one one-hot contraction (a matrix product) over
+        # every incidence keeps the program small and was faster on dense graphs.
         other = rows[block(plan.pair_rows)]  # (S, D2, C)
         pair = block(tables.pair)  # (S, D2, K, K)
         if plan.pair_degree <= UNROLLED_DEGREE:
-            for d in range(plan.pair_degree):
-                column = pair[:, d, :, 0, None]
+            for d, end in enumerate(plan.pair_prefix):
+                column = pair[:end, d, :, 0, None]
                 for state in range(1, k):
                     column = jnp.where(
-                        other[:, d, None, :] == state,
-                        pair[:, d, :, state, None],
+                        other[:end, d, None, :] == state,
+                        pair[:end, d, :, state, None],
                         column,
                     )
-                logits = logits + column
+                logits = logits.at[:end].add(column)
         else:
             onehot = (other[:, :, None, :] == states).astype(jnp.float32)
             logits = logits + jnp.einsum("sdkl,sdlc->skc", pair, onehot)
     if plan.triple_degree:
         # Gather each triple table's row by the pair of neighbour states (a
-        # three-operand einsum let XLA build a (S, D3, K, K, K, C) intermediate).
+        # three-operand einsum let XLA build a (S, D3, K, K, K, C) intermediate);
+        # slot d only visits the rows up to ``triple_prefix[d]``.
         others = rows[block(plan.triple_rows)]  # (S, D3, 2, C)
         pair_state = others[:, :, 0, :] * k + others[:, :, 1, :]  # (S, D3, C)
         triple = block(tables.triple)
         flat = triple.reshape(*triple.shape[:3], k * k)  # (S, D3, K, K*K)
-        rows_of_state = jnp.take_along_axis(flat, pair_state[:, :, None, :], axis=3)
-        logits = logits + jnp.sum(rows_of_state, axis=1)
+        for d, end in enumerate(plan.triple_prefix):
+            logits = logits.at[:end].add(
+                jnp.take_along_axis(flat[:end, d], pair_state[:end, d, None, :], axis=2)
+            )
     return logits
 
 
