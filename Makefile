@@ -3,7 +3,9 @@
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
-PACKAGES := jax-smm calibrated-response
+PACKAGES := jax-smm calibrated-response tfmpe
+# Each package's test folder: tests/, or test/ where its spec names that.
+TESTDIR = $$(ls -d packages/$$p/tests packages/$$p/test 2>/dev/null | head -1)
 STAMP := $(VENV)/.installed
 PYPROJECTS := pyproject.toml $(foreach p,$(PACKAGES),packages/$(p)/pyproject.toml)
 
@@ -25,16 +27,18 @@ demo: $(STAMP)
 	@echo "=== demo: calibrated-response ==="
 	$(VENV)/bin/calibrated-response fit packages/calibrated-response/examples/weather.json \
 		--out calibrated_response_demo_output
+	@echo "=== demo: tfmpe ==="
+	$(PY) packages/tfmpe/examples/tokens_tour.py --out tfmpe_demo_output
 
 test: $(STAMP)
 	@for p in $(PACKAGES); do \
 		echo "=== tests: $$p ==="; \
-		$(PY) -m pytest -m "not slow" packages/$$p/tests || exit 1; \
+		$(PY) -m pytest -m "not slow" $(TESTDIR) || exit 1; \
 	done
 
 test-all: $(STAMP)
 	@for p in $(PACKAGES); do \
-		$(PY) -m pytest packages/$$p/tests || exit 1; \
+		$(PY) -m pytest $(TESTDIR) || exit 1; \
 	done
 
 bench: $(STAMP)
