@@ -1,0 +1,1 @@
+"""Composable NumPyro model and guide builders for single-cell count models."""

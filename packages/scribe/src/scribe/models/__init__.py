@@ -1,0 +1,1 @@
+"""Models: builders and the components they compose."""
