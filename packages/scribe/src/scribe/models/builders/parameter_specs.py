@@ -75,6 +75,7 @@ class ParamSpec(BaseModel, ABC):
 
     n_params: ClassVar[int] = 2
     positive_params: ClassVar[tuple[int, ...]] = (0, 1)
+    param_names: ClassVar[tuple[str, ...]] = ("alpha", "beta")
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         if len(args) > len(POSITIONAL):
@@ -172,6 +173,7 @@ class LogNormalSpec(ParamSpec):
     """``LogNormal(loc, scale)`` on (0, inf): r, mu."""
 
     positive_params: ClassVar[tuple[int, ...]] = (1,)
+    param_names: ClassVar[tuple[str, ...]] = ("loc", "scale")
 
     def make_dist(self, loc: Any, scale: Any) -> dist.Distribution:
         """``LogNormal(loc, scale)``."""
@@ -194,6 +196,7 @@ class DirichletSpec(ParamSpec):
     """
 
     n_params: ClassVar[int] = 0
+    param_names: ClassVar[tuple[str, ...]] = ("concentration",)
 
     def make_dist(self, *alpha: Any) -> dist.Distribution:
         """``Dirichlet(alpha)``."""
@@ -222,6 +225,7 @@ class TransformedNormalSpec(ParamSpec):
     """``Normal(loc, scale)`` pushed through a transform; the site is constrained."""
 
     positive_params: ClassVar[tuple[int, ...]] = (1,)
+    param_names: ClassVar[tuple[str, ...]] = ("loc", "scale")
     transform: ClassVar[Transform]
 
     def make_dist(self, loc: Any, scale: Any) -> dist.Distribution:

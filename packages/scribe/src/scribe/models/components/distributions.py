@@ -53,3 +53,20 @@ class BetaPrime(dist.TransformedDistribution):
     def tree_unflatten(cls, aux_data, params):
         """Rebuild from the two concentrations."""
         return cls(*params)
+
+
+class NegativeBinomial(dist.NegativeBinomialProbs):
+    """numpyro's ``NegativeBinomialProbs(r, p)`` with a cheaper, accurate log-prob.
+
+    Sampling is numpyro's (Gamma-Poisson); :meth:`log_prob` is
+    :func:`scribe.models.components.likelihoods.nb_log_prob` (the ``betaln``
+    form, float32-accurate at large counts).
+    """
+
+    def log_prob(self, value: ArrayLike):
+        """Log-probability of ``value`` counts."""
+        from scribe.models.components.likelihoods import nb_log_prob
+
+        if self._validate_args:
+            self._validate_sample(value)
+        return nb_log_prob(value, self.total_count, self.probs)

@@ -19,9 +19,11 @@ Arrays are ``counts[cells, genes]``; ``p`` is a scalar or per component,
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Literal
+from typing import Any, ClassVar, Literal
 
 import jax.numpy as jnp
+import numpyro
+import numpyro.distributions as dist
 from jax.scipy.special import betaln, logsumexp, xlogy
 from jaxtyping import Array
 
@@ -136,3 +138,78 @@ def log_likelihood(
         return summed
     terms = (jnp.log(jnp.asarray(params["mixing_weights"]))[:, None] + summed).T
     return terms if split_components else logsumexp(terms, axis=-1)
+
+
+class NegativeBinomialLikelihood:
+    """Counts of a cell ~ independent ``NB(r_g, p)`` over genes.
+
+    Inside the model's cell plate, :meth:`sample` draws (or observes) the
+    ``counts`` site, one ``[genes]`` event per cell. With ``mixing_weights``
+    among the values it is a K-component mixture (``p`` ``[K]`` or scalar,
+    ``r`` ``[K, genes]``): a whole cell comes from one component. Per-cell
+    parameters (``[cells, genes]``, e.g. decoded by a VAE) broadcast too.
+    """
+
+    zero_inflated: ClassVar[bool] = False
+    capture: ClassVar[bool] = False
+
+    @property
+    def required(self) -> tuple[str, ...]:
+        """Names of the values the likelihood reads."""
+        return (
+            ("p", "r")
+            + (("gate",) if self.zero_inflated else ())
+            + (("p_capture",) if self.capture else ())
+        )
+
+    def counts_dist(self, values: Mapping[str, Any]) -> dist.Distribution:
+        """The distribution of one cell's counts (event shape ``[genes]``)."""
+        from scribe.models.components.distributions import NegativeBinomial
+
+        missing = [k for k in self.required if k not in values]
+        if missing:
+            raise ValueError(
+                f"{type(self).__name__} needs values {list(self.required)}; "
+                f"missing {missing}"
+            )
+        mixture = "mixing_weights" in values
+        p, r = jnp.asarray(values["p"]), jnp.asarray(values["r"])
+        gate = values.get("gate") if self.zero_inflated else None
+        if mixture and p.ndim == 1:
+            p = p[:, None]  # [K] -> [K, 1] against r [K, genes]
+        if self.capture:
+            nu = jnp.asarray(values["p_capture"])
+            nu = nu[:, None, None] if mixture else nu[:, None]
+            p = capture_adjusted_p(p, nu)
+        base: dist.Distribution = NegativeBinomial(r, p)
+        if gate is not None:
+            base = dist.ZeroInflatedDistribution(base, gate=gate)
+        base = base.to_event(1)
+        if not mixture:
+            return base
+        return dist.MixtureSameFamily(
+            dist.Categorical(probs=values["mixing_weights"]), base
+        )
+
+    def sample(self, values: Mapping[str, Any], counts: Any | None) -> Any:
+        """The ``counts`` site (observed when ``counts`` is given)."""
+        return numpyro.sample("counts", self.counts_dist(values), obs=counts)
+
+
+class ZeroInflatedNBLikelihood(NegativeBinomialLikelihood):
+    """NB with a per-gene ``gate``: extra zeros."""
+
+    zero_inflated: ClassVar[bool] = True
+
+
+class NBWithVCPLikelihood(NegativeBinomialLikelihood):
+    """NB seen through a per-cell capture probability ``p_capture``."""
+
+    capture: ClassVar[bool] = True
+
+
+class ZINBWithVCPLikelihood(NegativeBinomialLikelihood):
+    """Zero-inflated NB seen through a per-cell capture probability."""
+
+    zero_inflated: ClassVar[bool] = True
+    capture: ClassVar[bool] = True

@@ -1,0 +1,103 @@
+"""Amortizers, encoders and decoders: small Flax Linen networks.
+
+The builders register them with numpyro's ``flax_module`` (parameters in the
+``{name}$params`` site), once outside the cell plate, and apply them purely
+inside it, so SVI never retraces.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import flax.linen as nn
+import jax.numpy as jnp
+from jaxtyping import Array
+
+
+@dataclass(frozen=True)
+class SufficientStatistic:
+    """A per-cell summary of the counts fed to an amortizer.
+
+    Parameters
+    ----------
+    name : str
+    fn : callable
+        ``counts[cells, genes] -> features[cells, d]``.
+    """
+
+    name: str
+    fn: Callable[[Array], Array]
+
+    def __call__(self, counts: Array) -> Array:
+        """The features of the given cells."""
+        return self.fn(counts)
+
+
+TOTAL_COUNT = SufficientStatistic(
+    "total_count", lambda counts: jnp.log1p(jnp.sum(counts, axis=-1, keepdims=True))
+)
+
+
+def _mlp(x: Array, hidden_dims: Sequence[int]) -> Array:
+    for width in hidden_dims:
+        x = nn.gelu(nn.Dense(width)(x))
+    return x
+
+
+class Amortizer(nn.Module):
+    """Sufficient statistic -> one raw output per named guide parameter.
+
+    Attributes
+    ----------
+    sufficient_statistic : SufficientStatistic
+    hidden_dims : sequence of int
+    output_params : sequence of str
+        E.g. ``("alpha", "beta")`` for a Beta guide.
+    """
+
+    sufficient_statistic: SufficientStatistic
+    hidden_dims: Sequence[int]
+    output_params: Sequence[str]
+
+    @nn.compact
+    def __call__(self, features: Array) -> dict[str, Array]:
+        """Raw outputs ``{name: [cells]}`` from ``features[cells, d]``."""
+        h = _mlp(features, self.hidden_dims)
+        return {
+            name: nn.Dense(1, name=f"out_{name}")(h)[..., 0]
+            for name in self.output_params
+        }
+
+
+class Encoder(nn.Module):
+    """``log1p(counts)`` -> ``{"loc", "log_scale"}`` of a ``latent_dim`` latent."""
+
+    latent_dim: int
+    hidden_dims: Sequence[int] = (128,)
+
+    @nn.compact
+    def __call__(self, counts: Array) -> dict[str, Array]:
+        """Latent parameters of each cell."""
+        h = _mlp(jnp.log1p(counts), self.hidden_dims)
+        return {
+            "loc": nn.Dense(self.latent_dim, name="loc")(h),
+            "log_scale": nn.Dense(self.latent_dim, name="log_scale")(h),
+        }
+
+
+class Decoder(nn.Module):
+    """``z`` -> positive per-gene values ``{name: [cells, n_genes]}`` (softplus)."""
+
+    n_genes: int
+    output_params: Sequence[str]
+    hidden_dims: Sequence[int] = (128,)
+
+    @nn.compact
+    def __call__(self, z: Array) -> dict[str, Array]:
+        """Decoded values of each cell."""
+        h = _mlp(z, self.hidden_dims)
+        return {
+            name: nn.softplus(nn.Dense(self.n_genes, name=f"out_{name}")(h)) + 1e-6
+            for name in self.output_params
+        }

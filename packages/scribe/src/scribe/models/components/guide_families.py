@@ -1,0 +1,60 @@
+"""Variational families a parameter's guide can use."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class MeanFieldGuide:
+    """Independent guide distribution of the prior's family per parameter."""
+
+
+@dataclass(frozen=True)
+class LowRankGuide:
+    """Low-rank multivariate normal over the (unconstrained) gene axis.
+
+    Parameters
+    ----------
+    rank : int
+        Columns of the covariance factor.
+    """
+
+    rank: int
+
+    def __post_init__(self) -> None:
+        if int(self.rank) < 1:
+            raise ValueError(f"rank must be >= 1, got {self.rank!r}")
+
+
+@dataclass(frozen=True)
+class AmortizedGuide:
+    """A cell-specific parameter's guide parameters from a network of the counts.
+
+    Parameters
+    ----------
+    amortizer : Amortizer
+        Flax module mapping the sufficient statistic to the guide parameters.
+    """
+
+    amortizer: Any
+
+
+@dataclass(frozen=True)
+class GroupedAmortizedGuide:
+    """The VAE: an encoder of the counts, a latent ``z`` and a decoder.
+
+    Parameters
+    ----------
+    encoder : flax.linen.Module
+        ``log1p(counts) -> {"loc", "log_scale"}`` per cell.
+    latent_spec : LatentSpec
+        Turns the encoder's output into the guide distribution of ``z``.
+    decoder : flax.linen.Module
+        ``z -> {name: raw value}`` per cell, used by the model.
+    """
+
+    encoder: Any
+    latent_spec: Any
+    decoder: Any
