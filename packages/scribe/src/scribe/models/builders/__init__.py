@@ -1,5 +1,7 @@
 """Builders: parameter specs, ``ModelBuilder`` and ``GuideBuilder``."""
 
+from scribe.models.builders.guide_builder import GuideBuilder, setup_guide
+from scribe.models.builders.model_builder import ModelBuilder, ModelConfig
 from scribe.models.builders.parameter_specs import (
     BetaPrimeSpec,
     BetaSpec,
@@ -20,10 +22,14 @@ __all__ = [
     "DirichletSpec",
     "ExpNormalSpec",
     "GaussianLatentSpec",
+    "GuideBuilder",
     "LatentSpec",
     "LogNormalSpec",
+    "ModelBuilder",
+    "ModelConfig",
     "ParamSpec",
     "SigmoidNormalSpec",
     "SoftplusNormalSpec",
     "sample_prior",
+    "setup_guide",
 ]
