@@ -64,6 +64,15 @@ def check_counts(counts: Any, n_cells: int, n_genes: int, batch_size: Any) -> No
         raise ValueError(f"batch_size must be in [1, n_cells], got {batch_size!r}")
 
 
+def float_counts(counts: Any) -> Any:
+    """Counts as a float array (``None`` stays ``None``).
+
+    Count matrices usually arrive as integers; an integer observation gets a
+    ``float0`` tangent in the likelihood's ``xlogy`` and breaks every gradient.
+    """
+    return None if counts is None else jnp.asarray(counts, jnp.result_type(float))
+
+
 def latent_groups(specs: Sequence[ParamSpec]) -> dict[int, list[ParamSpec]]:
     """Specs decoded from one latent, grouped by their ``GroupedAmortizedGuide``."""
     groups: dict[int, list[ParamSpec]] = {}
@@ -171,6 +180,7 @@ class ModelBuilder:
         ) -> None:
             dims = model_dims(n_cells, n_genes, model_config)
             check_counts(counts, n_cells, n_genes, batch_size)
+            counts = float_counts(counts)
             values: dict[str, Any] = {}
             for spec in specs:
                 if not spec.is_cell_specific:

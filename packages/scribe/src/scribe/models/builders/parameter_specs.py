@@ -35,6 +35,7 @@ from scribe.models.components.distributions import BetaPrime
 
 POSITIONAL = ("name", "shape_dims", "default_params")
 CELL_DIM = "n_cells"
+GENE_DIM = "n_genes"
 COMPONENT_DIM = "n_components"
 
 
@@ -54,7 +55,8 @@ class ParamSpec(BaseModel, ABC):
     guide : tuple of float, optional
         Initial values of the guide's parameters (default: the prior's).
     is_gene_specific, is_cell_specific : bool
-        Per gene (shape ``(n_genes,)``); per cell (sampled inside the cell plate).
+        Per gene (set from ``"n_genes"`` in ``shape_dims``); per cell (sampled
+        inside the cell plate; required when ``shape_dims`` has ``"n_cells"``).
     is_mixture : bool
         One value per mixture component (prepends ``n_components``).
     guide_family : object, optional
@@ -88,6 +90,39 @@ class ParamSpec(BaseModel, ABC):
                 raise TypeError(f"{field} given positionally and by keyword")
             kwargs[field] = value
         super().__init__(**kwargs)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _axis_flags(cls, data: Any) -> Any:
+        """Reconcile the per-gene / per-cell flags with ``shape_dims``.
+
+        ``shape_dims`` decides the shape: ``"n_genes"`` in it makes the spec
+        gene-specific (the spec's Mixed Guide Families example omits the flag).
+        A flag that contradicts the shape is an error, and so is an
+        ``"n_cells"`` axis outside the cell plate (it would not be minibatched).
+        """
+        if not isinstance(data, dict):
+            return data
+        name = data.get("name")
+        dims = tuple(data.get("shape_dims", ()))
+        if GENE_DIM in dims:
+            if data.get("is_gene_specific") is False:
+                raise ValueError(
+                    f"{name}: shape_dims {dims} has {GENE_DIM!r} but "
+                    "is_gene_specific=False"
+                )
+            data = {**data, "is_gene_specific": True}
+        elif data.get("is_gene_specific"):
+            raise ValueError(
+                f"{name}: is_gene_specific=True needs {GENE_DIM!r} in shape_dims, "
+                f"got {dims}"
+            )
+        if CELL_DIM in dims and not data.get("is_cell_specific"):
+            raise ValueError(
+                f"{name}: shape_dims {dims} has {CELL_DIM!r}: set "
+                "is_cell_specific=True (sampled inside the cell plate)"
+            )
+        return data
 
     @model_validator(mode="after")
     def _validate(self) -> ParamSpec:

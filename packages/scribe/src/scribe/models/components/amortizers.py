@@ -39,6 +39,17 @@ TOTAL_COUNT = SufficientStatistic(
 )
 
 
+def _freeze_sequences(module: nn.Module, fields: Sequence[str]) -> None:
+    """Store list attributes as tuples, so equal modules hash equal.
+
+    Users pass ``hidden_dims=[64, 32]`` (as the spec's examples do); a Linen
+    module with a list attribute is unhashable, and so is every frozen spec or
+    guide family holding it.
+    """
+    for field in fields:
+        object.__setattr__(module, field, tuple(getattr(module, field)))
+
+
 def _mlp(x: Array, hidden_dims: Sequence[int]) -> Array:
     for width in hidden_dims:
         x = nn.gelu(nn.Dense(width)(x))
@@ -60,6 +71,10 @@ class Amortizer(nn.Module):
     hidden_dims: Sequence[int]
     output_params: Sequence[str]
 
+    def __post_init__(self) -> None:
+        _freeze_sequences(self, ("hidden_dims", "output_params"))
+        super().__post_init__()
+
     @nn.compact
     def __call__(self, features: Array) -> dict[str, Array]:
         """Raw outputs ``{name: [cells]}`` from ``features[cells, d]``."""
@@ -75,6 +90,10 @@ class Encoder(nn.Module):
 
     latent_dim: int
     hidden_dims: Sequence[int] = (128,)
+
+    def __post_init__(self) -> None:
+        _freeze_sequences(self, ("hidden_dims",))
+        super().__post_init__()
 
     @nn.compact
     def __call__(self, counts: Array) -> dict[str, Array]:
@@ -92,6 +111,10 @@ class Decoder(nn.Module):
     n_genes: int
     output_params: Sequence[str]
     hidden_dims: Sequence[int] = (128,)
+
+    def __post_init__(self) -> None:
+        _freeze_sequences(self, ("hidden_dims", "output_params"))
+        super().__post_init__()
 
     @nn.compact
     def __call__(self, z: Array) -> dict[str, Array]:
