@@ -67,7 +67,7 @@ def test_building_guides():
     guide = GuideBuilder().from_specs(specs).build()
 
     tr = run(guide)
-    assert {"p_alpha", "p_beta", "r_loc", "r_cov_diag"} <= set(tr)
+    assert {"p_mean", "p_concentration", "r_loc", "r_cov_diag"} <= set(tr)
     assert tr["r_cov_factor"]["value"].shape == (N_GENES, 10)
     assert tr["r"]["value"].shape == (N_GENES,)
 

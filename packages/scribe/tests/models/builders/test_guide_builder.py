@@ -185,16 +185,16 @@ def test_mean_field_guide_densities():
     """Per-cell mean-field parameters are indexed by the plate's subsample."""
     _, guide = build(FAMILIES["mean_field"])
     tr = run(guide, N_CELLS, N_GENES, counts=COUNTS, batch_size=BATCH)
-    assert tr["p_capture_alpha"]["value"].shape == (N_CELLS,)
-    np.testing.assert_allclose(tr["p_alpha"]["value"], 2.0)
+    assert tr["p_capture_mean"]["value"].shape == (N_CELLS,)
+    # Beta(2, 3) prior -> guide mean 0.4, concentration 5
+    np.testing.assert_allclose(tr["p_mean"]["value"], 0.4, rtol=1e-6)
+    np.testing.assert_allclose(tr["p_concentration"]["value"], 5.0, rtol=1e-6)
     np.testing.assert_allclose(tr["r_scale"]["value"], 0.1)  # tighter than prior
     idx = np.asarray(tr["cells"]["value"])
     nu = np.asarray(tr["p_capture"]["value"])
-    ref = stats.beta.logpdf(
-        nu,
-        np.asarray(tr["p_capture_alpha"]["value"])[idx],
-        np.asarray(tr["p_capture_beta"]["value"])[idx],
-    )
+    mean = np.asarray(tr["p_capture_mean"]["value"])[idx]
+    concentration = np.asarray(tr["p_capture_concentration"]["value"])[idx]
+    ref = stats.beta.logpdf(nu, mean * concentration, (1 - mean) * concentration)
     np.testing.assert_allclose(tr["p_capture"]["fn"].log_prob(nu), ref, rtol=1e-4)
     r = np.asarray(tr["r"]["value"])
     ref_r = stats.lognorm.logpdf(r, s=0.1, scale=np.exp(0.5)).sum()
@@ -410,7 +410,8 @@ def beta_posterior_fit(n_cells, n_genes, r, particles, steps):
     result = svi.run(
         jax.random.key(1), steps, n_cells, n_genes, None, counts, progress_bar=False
     )
-    fitted = np.array([result.params["p_alpha"], result.params["p_beta"]])
+    mean, concentration = result.params["p_mean"], result.params["p_concentration"]
+    fitted = np.array([mean * concentration, (1 - mean) * concentration])
     exact = np.array([2.0 + float(counts.sum()), 3.0 + n_cells * n_genes * r])
     return fitted, exact
 

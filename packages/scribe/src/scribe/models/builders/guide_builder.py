@@ -43,6 +43,8 @@ from scribe.models.builders.model_builder import (
     model_dims,
 )
 from scribe.models.builders.parameter_specs import (
+    BetaPrimeSpec,
+    BetaSpec,
     DirichletSpec,
     LogNormalSpec,
     ParamSpec,
@@ -104,6 +106,37 @@ def setup_guide(
     ]
     # per cell, the plate's axis leads the parameters' shape
     return numpyro.sample(spec.name, spec.make_dist(*params).to_event(len(shape)))
+
+
+@dispatch((BetaSpec, BetaPrimeSpec), MeanFieldGuide, dict, object)
+def setup_guide(  # noqa: F811
+    spec: ParamSpec, family: MeanFieldGuide, dims: dict, model_config: Any, **kwargs
+) -> Any:
+    """Mean field Beta or beta prime, learnt as a mean and a concentration.
+
+    ``alpha = m kappa``, ``beta = (1 - m) kappa`` with ``{name}_mean`` ``m`` in
+    (0, 1) and ``{name}_concentration`` ``kappa > 0``. Adam on ``(m, kappa)``
+    moves the location and the width separately; on ``(alpha, beta)`` the width
+    of a tight posterior (``p`` of 400k counts) contracted about 4x more slowly.
+    """
+    shape = spec.resolve_shape(dims, inside_cell_plate=spec.is_cell_specific)
+    alpha0, beta0 = guide_init(spec)
+    mean = _cell_param(
+        f"{spec.name}_mean",
+        alpha0 / (alpha0 + beta0),
+        shape,
+        constraints.unit_interval,
+        kwargs,
+    )
+    concentration = _cell_param(
+        f"{spec.name}_concentration",
+        alpha0 + beta0,
+        shape,
+        constraints.positive,
+        kwargs,
+    )
+    fitted = spec.make_dist(mean * concentration, (1.0 - mean) * concentration)
+    return numpyro.sample(spec.name, fitted.to_event(len(shape)))
 
 
 @dispatch(DirichletSpec, MeanFieldGuide, dict, object)

@@ -1,0 +1,110 @@
+import jax
+import numpy as np
+import pytest
+
+import scribe
+
+
+def simulate(n_cells, n_genes, p=0.3, seed=1):
+    rng = np.random.default_rng(seed)
+    r = rng.lognormal(0.0, 1.0, n_genes)
+    counts = rng.negative_binomial(r, 1.0 - p, size=(n_cells, n_genes))
+    return counts, r * p / (1.0 - p)
+
+
+@pytest.fixture(scope="module")
+def small():
+    counts, _ = simulate(150, 12)
+    return counts
+
+
+def test_fit_returns_parameters_samples_and_predictive(small, tmp_path):
+    res = scribe.fit(small, parameterization="linked", n_steps=300, progress=False)
+    assert res.loss_history.shape == (300,)
+    assert res.loss_history[-50:].mean() < res.loss_history[:10].mean()
+    assert {"p_mean", "p_concentration", "mu_loc", "mu_scale"} <= set(res.params)
+    draws = res.posterior_samples(n_samples=7)
+    assert draws["p"].shape == (7,) and draws["mu"].shape == (7, 12)
+    # the derived r is computed from the drawn p and mu
+    np.testing.assert_allclose(
+        draws["r"],
+        draws["mu"] * (1 - draws["p"][:, None]) / draws["p"][:, None],
+        rtol=1e-5,
+    )
+    replicates = res.posterior_predictive(n_samples=3)
+    assert replicates.shape == (3, 150, 12)
+    assert np.all(replicates >= 0) and np.all(replicates == np.round(replicates))
+    # replicated gene means track the observed ones
+    observed = small.mean(0)
+    assert np.corrcoef(replicates.mean((0, 1)), observed)[0, 1] > 0.9
+    path = res.plot_loss(tmp_path / "loss.png")
+    assert path.stat().st_size > 1000
+    assert not list(tmp_path.glob(".loss*"))
+
+
+def test_same_seed_same_result_and_minibatches(small):
+    a = scribe.fit(small, n_steps=120, batch_size=32, seed=3, progress=False)
+    b = scribe.fit(small, n_steps=120, batch_size=32, seed=3, progress=False)
+    np.testing.assert_array_equal(a.loss_history, b.loss_history)
+    assert a.loss_history.shape == (120,)
+    # minibatch losses are rescaled to the whole data set, so they are comparable
+    full = scribe.fit(small, n_steps=120, seed=3, progress=False)
+    assert a.final_loss(0.2) == pytest.approx(full.final_loss(0.2), rel=0.1)
+
+
+def test_one_compilation_serves_every_chunk(small):
+    events = []
+
+    def listener(name, duration, **kwargs):
+        if name == "/jax/compilation_cache/compile_time_saved_sec" or (
+            "backend_compile" in name
+        ):
+            events.append(name)
+
+    jax.monitoring.register_event_duration_secs_listener(listener)
+    try:
+        scribe.fit(small, n_steps=200, progress=False)
+        short = len(events)
+        events.clear()
+        scribe.fit(small, n_steps=900, progress=False)
+        long = len(events)
+    finally:
+        jax.monitoring.unregister_event_duration_listener(listener)
+    assert long == short
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"counts": -np.ones((4, 3))}, "non-negative integer"),
+        ({"counts": np.full((4, 3), 0.5)}, "non-negative integer"),
+        ({"counts": np.ones(5)}, "2-D"),
+        ({"counts": np.array([[1.0, np.nan]])}, "non-finite"),
+        ({"n_steps": 0}, "n_steps"),
+        ({"batch_size": 500}, "batch_size"),
+        ({"learning_rate": -1.0}, "learning_rate"),
+        ({"model": "poisson"}, "model must be one of"),
+        ({"guide": "amortized"}, "amortized"),
+    ],
+)
+def test_bad_input_names_the_argument(small, kwargs, match):
+    args = {"counts": small, "progress": False, **kwargs}
+    with pytest.raises(ValueError, match=match):
+        scribe.fit(**args)
+
+
+def test_non_finite_loss_stops_with_the_step(small):
+    with pytest.raises(FloatingPointError, match="step"):
+        scribe.fit(small, n_steps=200, learning_rate=1e8, progress=False)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("parameterization", ["odds_ratio", "linked"])
+def test_parameter_recovery_on_simulated_counts(parameterization):
+    counts, mu = simulate(2000, 200, p=0.3, seed=1)
+    res = scribe.fit(
+        counts, parameterization=parameterization, n_steps=3000, progress=False
+    )
+    mean = res.posterior_mean(n_samples=500)
+    assert abs(float(mean["p"]) - 0.3) < 0.01
+    assert np.median(np.abs(mean["mu"] / mu - 1.0)) < 0.05
