@@ -19,6 +19,8 @@ $(STAMP): $(PYPROJECTS) Makefile
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet pytest ruff \
 		$(foreach p,$(PACKAGES),-e "packages/$(p)[test,bench]")
+	# scribe's real-data tests read the UMI sample inside celltypist's wheel
+	$(PY) -m pip install --quiet --no-deps celltypist==1.7.1
 	touch $(STAMP)
 
 demo: $(STAMP)
@@ -29,6 +31,8 @@ demo: $(STAMP)
 		--out calibrated_response_demo_output
 	@echo "=== demo: tfmpe ==="
 	$(PY) packages/tfmpe/examples/tokens_tour.py --out tfmpe_demo_output
+	@echo "=== demo: scribe ==="
+	$(PY) packages/scribe/examples/fit_simulated.py --out scribe_demo_output
 
 test: $(STAMP)
 	@for p in $(PACKAGES); do \

@@ -186,7 +186,7 @@ def fit(
         n_components=n_components,
         n_cells=n_cells,
         n_genes=n_genes,
-        params={k: np.asarray(v) for k, v in svi.get_params(state).items()},
+        params=dict(svi.get_params(state)),
         loss_history=np.concatenate(losses),
         model_fn=model_fn,
         guide_fn=guide_fn,

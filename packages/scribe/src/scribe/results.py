@@ -44,7 +44,7 @@ class ScribeResults:
         The fitted model's names (see :func:`scribe.fit`).
     n_components : int or None
     n_cells, n_genes : int
-    params : dict of numpy arrays
+    params : dict of arrays
         The guide's variational parameters (constrained), and the networks'
         (``{name}$params``) for amortized and VAE guides.
     loss_history : numpy array
@@ -160,17 +160,17 @@ class ScribeResults:
         import matplotlib.pyplot as plt
 
         losses = self.loss_history
+        excess = losses - losses.min() + 1.0  # log scale down to the best step
         figure, axis = plt.subplots(figsize=(6, 3.5))
-        axis.plot(np.arange(1, losses.size + 1), losses, lw=0.6, alpha=0.5)
+        steps = np.arange(1, losses.size + 1)
+        axis.plot(steps, excess, lw=0.6, alpha=0.5)
         window = max(1, losses.size // 50)
-        smooth = np.convolve(losses, np.ones(window) / window, mode="valid")
-        axis.plot(np.arange(window, losses.size + 1), smooth, lw=1.5)
+        smooth = np.convolve(excess, np.ones(window) / window, mode="valid")
+        axis.plot(steps[window - 1 :], smooth, lw=1.5)
         axis.set_xscale("log")
-        low, high = float(np.min(losses)), float(np.percentile(losses, 95))
-        pad = 0.05 * (high - low) + 1e-9
-        axis.set_ylim(low - pad, high + pad)
+        axis.set_yscale("log")
         axis.set_xlabel("SVI step")
-        axis.set_ylabel("negative ELBO")
+        axis.set_ylabel(f"negative ELBO - {losses.min():.6g} + 1")
         axis.set_title(f"{self.model} / {self.parameterization} / {self.guide}")
         try:
             return atomic_savefig(figure, path)
