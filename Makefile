@@ -3,7 +3,7 @@
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
-PACKAGES := jax-smm calibrated-response tfmpe scribe
+PACKAGES := jax-smm calibrated-response tfmpe scribe kkt-nets
 # Each package's test folder: tests/, or test/ where its spec names that.
 TESTDIR = $$(ls -d packages/$$p/tests packages/$$p/test 2>/dev/null | head -1)
 STAMP := $(VENV)/.installed

@@ -1,6 +1,9 @@
 import numpy as np
 import pytest
 import torch
+from torch.utils.data import DataLoader
+from torch_geometric.data import Batch
+
 from kkt_nets.data.datasets import (
     C_FEATS,
     V_FEATS,
@@ -11,8 +14,6 @@ from kkt_nets.data.datasets import (
     pad_collate_graphs,
 )
 from kkt_nets.data.lp import LP
-from torch.utils.data import DataLoader
-from torch_geometric.data import Batch
 
 LP1 = LP(A=[[1.0, 2.0, 3.0]], b=[4.0], c=[5.0, 6.0, 7.0], name="one-by-three")
 LP2 = LP(A=[[1.0], [2.0]], b=[3.0, 4.0], c=[5.0], name="two-by-one")

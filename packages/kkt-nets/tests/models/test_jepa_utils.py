@@ -4,6 +4,7 @@ from copy import deepcopy
 import numpy as np
 import pytest
 import torch
+
 from kkt_nets.data.datasets import (
     GraphDataset,
     LPDataset,

@@ -1,10 +1,11 @@
 import numpy as np
 import pytest
 import torch
+from scipy.optimize import linprog
+
 from kkt_nets.data.datasets import LPDataset, pad_collate
 from kkt_nets.data.lp import LP, scale, standardize
 from kkt_nets.models.losses import kkt_loss
-from scipy.optimize import linprog
 
 TERMS = ("primal", "dual", "stationarity", "complementary_slackness")
 

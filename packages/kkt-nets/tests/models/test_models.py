@@ -3,6 +3,7 @@ from argparse import Namespace
 import numpy as np
 import pytest
 import torch
+
 from kkt_nets.data.datasets import (
     GraphDataset,
     LPDataset,

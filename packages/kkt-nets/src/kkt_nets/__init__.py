@@ -1,0 +1,1 @@
+"""Networks that learn to solve linear programs from KKT residuals (with JEPA)."""

@@ -1,0 +1,1 @@
+"""LP instances: standard form, generators, HiGHS labels, datasets."""

@@ -1,0 +1,1 @@
+"""Networks (``models.py``), the KKT loss (``losses.py``) and JEPA utilities."""
