@@ -33,6 +33,8 @@ demo: $(STAMP)
 	$(PY) packages/tfmpe/examples/tokens_tour.py --out tfmpe_demo_output
 	@echo "=== demo: scribe ==="
 	$(PY) packages/scribe/examples/fit_simulated.py --out scribe_demo_output
+	@echo "=== demo: kkt-nets ==="
+	$(PY) packages/kkt-nets/examples/quickstart.py --out kkt_nets_demo_output
 
 test: $(STAMP)
 	@for p in $(PACKAGES); do \
