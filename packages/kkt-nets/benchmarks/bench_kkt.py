@@ -35,7 +35,7 @@ Parts
    capped comparison trains its own KKT-only baseline of that many epochs);
    the two JEPA runs train exactly that many epochs with the same seed, data
    and batch size (so the same number of optimizer steps), whatever time they
-   take. The cap exists because an MLP JEPA step costs ~10x a KKT step (the
+   take. The cap exists because an MLP JEPA step costs ~5x a KKT step (the
    masked views of ``make_mlp_views`` dominate). Besides the metrics above, an
    **embedding-collapse statistic**: the standard deviation across test
    instances of each dimension of the L2-normalised JEPA embedding
@@ -49,7 +49,7 @@ Torch runs on ``--threads`` (default 1) intra-op threads: on a shared 2-core
 machine two threads made an MLP step ~10x slower than one.
 
 Time: the default (``--minutes 1``) takes ~13 minutes on 2 shared cores: the
-three KKT runs take their budget, an MLP JEPA epoch ~10x a KKT epoch, a GNN
+three KKT runs take their budget, an MLP JEPA epoch ~5x a KKT epoch, a GNN
 JEPA epoch ~2x.
 
 Outputs
