@@ -166,3 +166,10 @@ def test_bad_input(data_dir, tmp_path):
         train(parse(data_dir, tmp_path, "--lr", "-1"))
     with pytest.raises(FloatingPointError, match="step 0"):
         train(parse(data_dir, tmp_path, "--lr", "1e30", "--stationarity_weight", "nan"))
+
+
+def test_cli_reports_a_missing_dataset(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        train_module.main(["--data_dir", str(tmp_path / "none"), "--quiet"])
+    assert exit_info.value.code == 2
+    assert "meta.json" in capsys.readouterr().err

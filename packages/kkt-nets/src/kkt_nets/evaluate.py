@@ -162,7 +162,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = parser.parse_args(argv)
     try:
         summary = evaluate(args.checkpoint, args.data_dir, args.split, args.batch_size)
-    except ValueError as error:
+    except (ValueError, FileNotFoundError) as error:
         parser.error(str(error))
     print(
         f"{summary['model']} on {summary['instances']} {args.split} instances: "

@@ -543,7 +543,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = parser.parse_args(argv)
     try:
         result = train(args)
-    except ValueError as error:
+    except (ValueError, FileNotFoundError) as error:
         parser.error(str(error))
     print(
         f"trained {result['epochs_run']} epochs ({result['steps']} steps): "
