@@ -81,7 +81,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -109,6 +109,7 @@ from kkt_nets.data.generators import generate
 from kkt_nets.data.lp import scale
 from kkt_nets.data.solve import LPError, solve
 from kkt_nets.evaluate import evaluate, load_trained
+from kkt_nets.io import atomic_write
 from kkt_nets.train import build_parser, train
 
 RESULTS_STEM = "kkt"
@@ -165,36 +166,6 @@ MLP_TUNING = [
 
 
 # ------------------------------------------------------------------ utilities
-
-
-def write_atomically(path: Path, write: Callable[[Path], Any]) -> Path:
-    """Write ``path`` through a temporary file in its folder, then rename it.
-
-    Parameters
-    ----------
-    path : Path
-        Destination; its folder is created if missing.
-    write : callable
-        ``write(tmp_path)`` writes the whole content to ``tmp_path``.
-
-    Returns
-    -------
-    Path
-        ``path``.
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(
-        prefix=f".{path.stem}-", suffix=path.suffix, dir=path.parent
-    )
-    os.close(fd)
-    tmp = Path(name)
-    try:
-        write(tmp)
-        tmp.chmod(0o644)  # mkstemp creates the file private (0600)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
 
 
 def versions() -> dict[str, str]:
@@ -373,7 +344,7 @@ def make_varying_size(
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
     }
     text = json.dumps(meta, indent=2, sort_keys=True) + "\n"
-    write_atomically(meta_path, lambda tmp: tmp.write_text(text))
+    atomic_write(meta_path, lambda handle: handle.write(text.encode()))
     return root
 
 
@@ -750,7 +721,7 @@ def plot(results: Sequence[dict[str, Any]], title: str, path: Path) -> None:
     ax.legend(fontsize=7)
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
-    write_atomically(path, lambda tmp: fig.savefig(tmp, dpi=110, format="png"))
+    atomic_write(path, lambda handle: fig.savefig(handle, dpi=110, format="png"))
     plt.close(fig)
 
 
@@ -955,8 +926,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         "table_markdown": table,
     }
     text = json.dumps(payload, indent=2) + "\n"
-    json_path = write_atomically(
-        args.out_dir / f"{RESULTS_STEM}.json", lambda tmp: tmp.write_text(text)
+    json_path = atomic_write(
+        args.out_dir / f"{RESULTS_STEM}.json",
+        lambda handle: handle.write(text.encode()),
     )
     title = (
         f"kkt-nets, {args.minutes:g} CPU min per KKT run (JEPA runs: same steps); "

@@ -107,9 +107,10 @@ from numpyro.infer import SVI, Trace_ELBO
 from numpyro.infer.autoguide import AutoNormal
 from scipy import special, stats
 
+from scribe.io import atomic_write
 from scribe.models import presets
 from scribe.models.components.distributions import NegativeBinomial
-from scribe.models.components.likelihoods import nb_log_prob
+from scribe.models.components.special import nb_log_prob
 
 N_CELLS = 10_000
 N_GENES = 2_000
@@ -137,36 +138,6 @@ VERSIONED = ("jax", "jaxlib", "numpyro", "optax", "flax", "numpy", "scipy")
 
 
 # ------------------------------------------------------------------ utilities
-
-
-def write_atomically(path: Path, write: Callable[[Path], Any]) -> Path:
-    """Write ``path`` through a temporary file in its folder, then rename it.
-
-    Parameters
-    ----------
-    path : Path
-        Destination; its folder is created if missing.
-    write : callable
-        ``write(tmp_path)`` writes the whole content to ``tmp_path``.
-
-    Returns
-    -------
-    Path
-        ``path``.
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(
-        prefix=f".{path.stem}-", suffix=path.suffix, dir=path.parent
-    )
-    os.close(fd)
-    tmp = Path(name)
-    try:
-        write(tmp)
-        tmp.chmod(0o644)  # mkstemp creates the file private (0600)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
 
 
 def simulate_counts(
@@ -1025,7 +996,7 @@ def plot(
         f"VAE epoch ({vae['cells_per_epoch']:,} cells)\n{subtitle}", fontsize=9
     )
     fig.suptitle(title, fontsize=10)
-    write_atomically(path, lambda tmp: fig.savefig(tmp, dpi=120, format="png"))
+    atomic_write(path, lambda handle: fig.savefig(handle, dpi=120, format="png"))
     plt.close(fig)
 
 
@@ -1155,8 +1126,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         "vae_epoch": vae,
     }
     text = json.dumps(payload, indent=2) + "\n"
-    json_path = write_atomically(
-        args.out_dir / f"{RESULTS_STEM}.json", lambda tmp: tmp.write_text(text)
+    json_path = atomic_write(
+        args.out_dir / f"{RESULTS_STEM}.json",
+        lambda handle: handle.write(text.encode()),
     )
     title = (
         f"scribe, {args.cells:,} x {args.genes:,} NB counts; jax {info['jax']}, "

@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -36,6 +34,7 @@ from kkt_nets.data.datasets import (
 from kkt_nets.data.generate_instances import load_split
 from kkt_nets.data.lp import LP
 from kkt_nets.data.solve import Solution, solve
+from kkt_nets.io import atomic_write
 from kkt_nets.train import build_model, load_checkpoint, predict
 
 
@@ -142,15 +141,6 @@ def evaluate(
     return summary
 
 
-def write_json(path: Path, values: dict[str, Any]) -> None:
-    """Write ``values`` as JSON through a temporary file and a rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(handle, "w") as stream:
-        json.dump(values, stream, indent=2)
-    os.replace(tmp, path)
-
-
 def main(argv: Sequence[str] | None = None) -> None:
     """Console entry point ``kkt-evaluate``."""
     parser = argparse.ArgumentParser(prog="kkt-evaluate", description=__doc__)
@@ -175,7 +165,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         f"({summary['speedup_vs_highs']:.1f}x)"
     )
     if args.out is not None:
-        write_json(args.out, summary)
+        text = json.dumps(summary, indent=2) + "\n"
+        atomic_write(args.out, lambda handle: handle.write(text.encode()))
 
 
 if __name__ == "__main__":

@@ -23,11 +23,10 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
-import tempfile
 import time
 from collections.abc import Sequence
 from copy import deepcopy
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +42,7 @@ from kkt_nets.data.datasets import (
     pad_collate_graphs,
 )
 from kkt_nets.data.generate_instances import load_split
+from kkt_nets.io import atomic_write
 from kkt_nets.models.jepa_utils import (
     ema_update,
     jepa_loss_gnn,
@@ -399,18 +399,6 @@ def make_loaders(
     return train_loader, val_loader, m, n
 
 
-def save_checkpoint(path: Path, checkpoint: dict[str, Any]) -> None:
-    """``torch.save`` through a temporary file and a rename (never half-written)."""
-    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    os.close(handle)
-    try:
-        torch.save(checkpoint, tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-
-
 def load_checkpoint(path: Path) -> dict[str, Any]:
     """A checkpoint written by :func:`train`.
 
@@ -515,10 +503,10 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
             }
             if target_model is not None:
                 ckpt["target_model"] = target_model.state_dict()
-            save_checkpoint(args.out_dir / "last.pt", ckpt)
+            atomic_write(args.out_dir / "last.pt", partial(torch.save, ckpt))
             if val["loss"] < best_val:
                 best_val = val["loss"]
-                save_checkpoint(args.out_dir / "best.pt", ckpt)
+                atomic_write(args.out_dir / "best.pt", partial(torch.save, ckpt))
     finally:
         logger.close()
     return {

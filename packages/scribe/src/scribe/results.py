@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,25 +12,18 @@ import jax
 import numpy as np
 from numpyro.infer import Predictive
 
+from scribe.io import atomic_write
 from scribe.models.builders.model_builder import ModelConfig
 from scribe.models.builders.parameter_specs import ParamSpec
 
 
 def atomic_savefig(figure: Any, path: str | os.PathLike) -> Path:
-    """Save a matplotlib figure to ``path`` through a temporary file and a rename."""
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(
-        dir=target.parent, prefix=f".{target.name}.", suffix=target.suffix
+    """Save a matplotlib figure to ``path`` whole (format from the suffix)."""
+    fmt = Path(path).suffix.lstrip(".") or "png"
+    return atomic_write(
+        path,
+        lambda handle: figure.savefig(handle, format=fmt, dpi=120, bbox_inches="tight"),
     )
-    os.close(handle)
-    try:
-        figure.savefig(tmp, dpi=120, bbox_inches="tight")
-        os.replace(tmp, target)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-    return target
 
 
 @dataclass(frozen=True)

@@ -25,9 +25,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
-import tempfile
 import zipfile
 from collections.abc import Callable, Sequence
 from dataclasses import replace
@@ -41,6 +39,7 @@ from tqdm import tqdm
 from kkt_nets.data.generators import GENERATORS, family_params, generate
 from kkt_nets.data.lp import LP, scale
 from kkt_nets.data.solve import LPError, Solution, solve
+from kkt_nets.io import atomic_write
 
 SPLITS = ("train", "val", "test")
 MAX_ATTEMPTS = 10
@@ -110,18 +109,6 @@ def instance_rng(
     return np.random.default_rng(sequence)
 
 
-def _atomic_write(path: Path, write: Callable[[Any], None]) -> None:
-    """Write through ``write(file)`` to a temporary file, then rename it."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            write(handle)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
-
-
 def save_instance(path: str | Path, lp: LP, solution: Solution, settings: str) -> None:
     """Write a scaled LP and its labels to ``path`` atomically.
 
@@ -152,7 +139,7 @@ def save_instance(path: str | Path, lp: LP, solution: Solution, settings: str) -
         "solve_seconds": np.float64(solution.solve_seconds),
         "settings": np.array(settings),
     }
-    _atomic_write(Path(path), lambda handle: np.savez(handle, **arrays))
+    atomic_write(Path(path), lambda handle: np.savez(handle, **arrays))
 
 
 def _read(path: Path) -> tuple[LP, Solution, str]:
@@ -387,7 +374,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
     }
     text = json.dumps(meta, indent=2, sort_keys=True) + "\n"
-    _atomic_write(args.out / "meta.json", lambda handle: handle.write(text.encode()))
+    atomic_write(args.out / "meta.json", lambda handle: handle.write(text.encode()))
     if not args.quiet:
         print(
             f"{args.out}: {written} solved, {len(jobs) - written} cached, "
