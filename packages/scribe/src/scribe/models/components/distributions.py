@@ -9,6 +9,8 @@ from jaxtyping import ArrayLike
 from numpyro.distributions import constraints
 from numpyro.distributions.transforms import ExpTransform, SigmoidTransform
 
+from scribe.models.components.special import nb_log_prob
+
 
 class BetaPrime(dist.TransformedDistribution):
     """Beta prime (Beta of the second kind), density ``x^(a-1) (1+x)^(-a-b) / B(a, b)``.
@@ -59,14 +61,12 @@ class NegativeBinomial(dist.NegativeBinomialProbs):
     """numpyro's ``NegativeBinomialProbs(r, p)`` with a cheaper, accurate log-prob.
 
     Sampling is numpyro's (Gamma-Poisson); :meth:`log_prob` is
-    :func:`scribe.models.components.likelihoods.nb_log_prob` (the ``betaln``
-    form, float32-accurate at large counts).
+    :func:`scribe.models.components.special.nb_log_prob` (one shared Lanczos
+    evaluation for value and gradient, float32-accurate at large counts).
     """
 
     def log_prob(self, value: ArrayLike):
         """Log-probability of ``value`` counts."""
-        from scribe.models.components.likelihoods import nb_log_prob
-
         if self._validate_args:
             self._validate_sample(value)
         return nb_log_prob(value, self.total_count, self.probs)

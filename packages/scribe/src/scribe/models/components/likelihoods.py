@@ -24,23 +24,13 @@ from typing import Any, ClassVar, Literal
 import jax.numpy as jnp
 import numpyro
 import numpyro.distributions as dist
-from jax.scipy.special import logsumexp, xlogy
+from jax.scipy.special import logsumexp
 from jaxtyping import Array
 
-from scribe.models.components.special import log_nb_coefficient
+from scribe.models.components.distributions import NegativeBinomial
+from scribe.models.components.special import nb_log_prob
 
 ReturnBy = Literal["cell", "gene"]
-
-
-def nb_log_prob(counts: Array, r: Array, p: Array) -> Array:
-    """Elementwise ``log NegativeBinomialProbs(r, p).prob(counts)``.
-
-    The coefficient ``lgamma(k + r) - lgamma(r) - lgamma(k + 1)`` is
-    :func:`~scribe.models.components.special.log_nb_coefficient`: one shared
-    Lanczos evaluation for the value and the gradient, float32-accurate at large
-    counts (the plain difference of three ``lgamma`` is off by 8e-3 at k = 10^4).
-    """
-    return log_nb_coefficient(counts, r) + r * jnp.log1p(-p) + xlogy(counts, p)
 
 
 def zinb_log_prob(counts: Array, r: Array, p: Array, gate: Array) -> Array:
@@ -162,8 +152,6 @@ class NegativeBinomialLikelihood:
 
     def counts_dist(self, values: Mapping[str, Any]) -> dist.Distribution:
         """The distribution of one cell's counts (event shape ``[genes]``)."""
-        from scribe.models.components.distributions import NegativeBinomial
-
         missing = [k for k in self.required if k not in values]
         if missing:
             raise ValueError(

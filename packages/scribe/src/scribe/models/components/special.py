@@ -1,4 +1,4 @@
-"""The negative-binomial coefficient ``log Gamma(k + r) / (Gamma(r) k!)``, fast.
+"""The negative-binomial log-probability and its coefficient, fast.
 
 The coefficient is the only expensive part of a negative-binomial
 log-probability. numpyro writes it as ``-betaln(r, k + 1) - log(k + r)``; JAX's
@@ -24,7 +24,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 from jax.custom_derivatives import SymbolicZero
-from jax.scipy.special import digamma, gammaln
+from jax.scipy.special import digamma, gammaln, xlogy
 from jaxtyping import Array, ArrayLike
 
 LANCZOS_G = 7.0
@@ -116,3 +116,14 @@ def _log_nb_coefficient_jvp(
 
 
 log_nb_coefficient.defjvp(_log_nb_coefficient_jvp, symbolic_zeros=True)
+
+
+def nb_log_prob(counts: Array, r: Array, p: Array) -> Array:
+    """Elementwise ``log NegativeBinomialProbs(r, p).prob(counts)``.
+
+    The coefficient ``lgamma(k + r) - lgamma(r) - lgamma(k + 1)`` is
+    :func:`log_nb_coefficient`: one shared
+    Lanczos evaluation for the value and the gradient, float32-accurate at large
+    counts (the plain difference of three ``lgamma`` is off by 8e-3 at k = 10^4).
+    """
+    return log_nb_coefficient(counts, r) + r * jnp.log1p(-p) + xlogy(counts, p)
