@@ -51,7 +51,7 @@ def test_evaluate_cli_on_a_trained_checkpoint(tmp_path, graphs):
         ]
     )
     run = tmp_path / "run"
-    extra = ["--use_bipartite_graphs"] if graphs else []
+    extra = ["--use_bipartite_graphs"] if graphs else ["--model", "mlp"]
     train(
         build_parser().parse_args(
             [

@@ -51,7 +51,7 @@ def read_metrics(out_dir):
 @pytest.mark.parametrize("graphs", [False, True], ids=["mlp", "gnn"])
 @pytest.mark.parametrize("mode", MODES, ids=["kkt", "ema", "simsiam"])
 def test_every_model_and_jepa_mode_trains(data_dir, tmp_path, graphs, mode):
-    extra = (*mode, *(("--use_bipartite_graphs",) if graphs else ()))
+    extra = (*mode, *(("--use_bipartite_graphs",) if graphs else ("--model", "mlp")))
     result = train(parse(data_dir, tmp_path, *extra))
     assert math.isfinite(result["best_val_loss"]) and result["steps"] == 6
     ckpt = load_checkpoint(tmp_path / "last.pt")
@@ -164,8 +164,18 @@ def test_bad_input(data_dir, tmp_path):
         train(parse(data_dir, tmp_path, "--resume", str(tmp_path / "bad.pt")))
     with pytest.raises(ValueError, match="--lr"):
         train(parse(data_dir, tmp_path, "--lr", "-1"))
-    with pytest.raises(FloatingPointError, match="step 0"):
-        train(parse(data_dir, tmp_path, "--lr", "1e30", "--stationarity_weight", "nan"))
+    for flag in ("--stationarity_weight", "--penalty", "--gap_weight"):
+        for value in ("-1", "nan"):
+            with pytest.raises(SystemExit):
+                parse(data_dir, tmp_path, flag, value)
+    args = parse(data_dir, tmp_path)
+    args.primal_weight = -6.0  # also refused when built without the parser
+    with pytest.raises(ValueError, match="--primal_weight must be a finite number"):
+        train(args)
+    with pytest.raises(ValueError, match="needs --loss certificate"):
+        train(parse(data_dir, tmp_path, "--loss", "kkt", "--supervised_weight", "1"))
+    with pytest.raises(ValueError, match="drop --model mlp"):
+        train(parse(data_dir, tmp_path, "--model", "mlp", "--use_bipartite_graphs"))
 
 
 def test_cli_reports_a_missing_dataset(tmp_path, capsys):
@@ -173,3 +183,157 @@ def test_cli_reports_a_missing_dataset(tmp_path, capsys):
         train_module.main(["--data_dir", str(tmp_path / "none"), "--quiet"])
     assert exit_info.value.code == 2
     assert "meta.json" in capsys.readouterr().err
+
+
+def test_an_existing_run_needs_resume_or_overwrite(data_dir, tmp_path):
+    train(parse(data_dir, tmp_path, "--epochs", "1"))
+    lines = len(read_metrics(tmp_path))
+    with pytest.raises(ValueError, match="already holds a run: pass --resume"):
+        train(parse(data_dir, tmp_path, "--epochs", "1"))
+    train(parse(data_dir, tmp_path, "--epochs", "1", "--overwrite"))
+    assert len(read_metrics(tmp_path)) == lines  # started afresh, not appended
+    (tmp_path / ".last.pt.abc123.partial").write_bytes(b"left by a killed run")
+    train(parse(data_dir, tmp_path, "--epochs", "1", "--overwrite"))
+    assert not list(tmp_path.glob(".*.partial"))
+
+
+def test_out_dir_is_checked_before_any_work(data_dir, tmp_path):
+    a_file = tmp_path / "file"
+    a_file.write_text("")
+    with pytest.raises(ValueError, match="is a file"):
+        train(parse(data_dir, a_file))
+    with pytest.raises(ValueError, match="not writable"):
+        train(parse(data_dir, a_file / "below"))
+
+
+def test_resume_takes_the_new_learning_rate(data_dir, tmp_path):
+    train(parse(data_dir, tmp_path, "--epochs", "1", "--lr", "1e-3"))
+    train(
+        parse(
+            data_dir,
+            tmp_path,
+            "--epochs",
+            "2",
+            "--lr",
+            "5e-4",
+            "--resume",
+            str(tmp_path / "last.pt"),
+        )
+    )
+    ckpt = load_checkpoint(tmp_path / "last.pt")
+    assert ckpt["args"]["lr"] == 5e-4
+    assert [g["lr"] for g in ckpt["optimizer"]["param_groups"]] == [5e-4]
+
+
+def test_resume_refuses_another_architecture_or_data_shape(data_dir, tmp_path):
+    train(parse(data_dir, tmp_path, "--epochs", "1"))
+    last = str(tmp_path / "last.pt")
+    with pytest.raises(ValueError, match=r"--embedding_size 16.*asks for 32"):
+        train(parse(data_dir, tmp_path, "--embedding_size", "32", "--resume", last))
+    with pytest.raises(ValueError, match="--use_bipartite_graphs True"):
+        train(parse(data_dir, tmp_path, "--model", "mlp", "--resume", last))
+    with pytest.raises(ValueError, match="--bounds_as_rows False"):
+        train(parse(data_dir, tmp_path, "--bounds_as_rows", "--resume", last))
+    mlp = tmp_path / "mlp"
+    train(parse(data_dir, mlp, "--epochs", "1", "--model", "mlp"))
+    bigger = tmp_path / "bigger"
+    generate_main(
+        [
+            *("--family", "set_cover", "--rows", "9", "--cols", "10"),
+            *("--n-train", "4", "--n-val", "2", "--n-test", "2"),
+            *("--seed", "0", "--out", str(bigger), "--quiet"),
+        ]
+    )
+    with pytest.raises(ValueError, match=r"at most 8 x 10.*has 9 x 10"):
+        train(parse(bigger, mlp, "--model", "mlp", "--resume", str(mlp / "last.pt")))
+
+
+def test_non_finite_weights_in_a_checkpoint_are_named(data_dir, tmp_path):
+    train(parse(data_dir, tmp_path, "--epochs", "1"))
+    ckpt = load_checkpoint(tmp_path / "last.pt")
+    name = next(iter(k for k in ckpt["model"] if k.endswith("weight")))
+    ckpt["model"][name].fill_(float("nan"))
+    torch.save(ckpt, tmp_path / "nan.pt")
+    with pytest.raises(ValueError, match=rf"nan\.pt.*{name}"):
+        train(
+            parse(
+                data_dir,
+                tmp_path,
+                "--epochs",
+                "2",
+                "--resume",
+                str(tmp_path / "nan.pt"),
+            )
+        )
+
+
+def test_sizes_that_cannot_fit_are_refused_before_allocating(
+    data_dir, tmp_path, capsys
+):
+    with pytest.raises(SystemExit):
+        train_module.main(
+            [
+                "--data_dir",
+                str(data_dir),
+                "--out_dir",
+                str(tmp_path),
+                "--quiet",
+                "--embedding_size",
+                "30000",
+            ]
+        )
+    err = capsys.readouterr().err
+    assert "--embedding_size" in err and "GB" in err
+    with pytest.raises(SystemExit):
+        train_module.main(
+            [
+                "--data_dir",
+                str(data_dir),
+                "--out_dir",
+                str(tmp_path),
+                "--quiet",
+                "--model",
+                "mlp",
+                "--hidden",
+                "250000",
+            ]
+        )
+    assert "--hidden" in capsys.readouterr().err
+
+
+def test_sigterm_during_a_checkpoint_save_leaves_no_partial_file(data_dir, tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    code = f"""
+import os, signal, time, torch
+from kkt_nets import train as t
+real = torch.save
+def slow(obj, handle):
+    handle.write(b"x" * 1000)
+    open({str(tmp_path / "saving")!r}, "w").close()
+    time.sleep(30)
+t.torch.save = slow
+t.main(["--data_dir", {str(data_dir)!r}, "--out_dir", {str(tmp_path / "run")!r},
+        "--epochs", "1", "--quiet", "--embedding_size", "8"])
+"""
+    process = subprocess.Popen([sys.executable, "-c", code])
+    deadline = time.time() + 60
+    while not (tmp_path / "saving").exists() and time.time() < deadline:
+        time.sleep(0.1)
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=30) == 128 + signal.SIGTERM
+    assert list((tmp_path / "run").glob(".*.partial")) == []
+    assert not (tmp_path / "run" / "last.pt").exists()
+
+
+def test_the_devices_flag_warns_loudly_without_cuda(capsys):
+    if torch.cuda.is_available():
+        pytest.skip("CUDA is available")
+    with pytest.warns(RuntimeWarning, match="no CUDA device"):
+        assert train_module.resolve_device("0") == "cpu"
+    assert "WARNING" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="--devices"):
+        train_module.resolve_device("gpu")

@@ -1,4 +1,9 @@
-"""Writing files whole: a temporary file in the target's folder, then a rename."""
+"""Writing files whole: a temporary file in the target's folder, then a rename.
+
+Temporary files are named ``.<name>.<random>.partial``; a process killed
+outright (SIGKILL, power loss) can leave one behind, and
+:func:`remove_stale_temporaries` clears them before a run reuses the folder.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +12,9 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, BinaryIO
+
+PARTIAL_SUFFIX = ".partial"
+"""Suffix of the temporary files :func:`atomic_write` writes before renaming."""
 
 
 def atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], Any]) -> Path:
@@ -29,7 +37,9 @@ def atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], Any]) -> P
     """
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
+    fd, tmp = tempfile.mkstemp(
+        dir=target.parent, prefix=f".{target.name}.", suffix=PARTIAL_SUFFIX
+    )
     try:
         with os.fdopen(fd, "wb") as handle:
             write(handle)
@@ -39,3 +49,21 @@ def atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], Any]) -> P
         os.unlink(tmp)
         raise
     return target
+
+
+def remove_stale_temporaries(folder: str | os.PathLike) -> list[Path]:
+    """Delete the temporary files :func:`atomic_write` left in ``folder``.
+
+    Parameters
+    ----------
+    folder : str or PathLike
+
+    Returns
+    -------
+    list of Path
+        The files removed.
+    """
+    stale = sorted(Path(folder).glob(f".*{PARTIAL_SUFFIX}"))
+    for path in stale:
+        path.unlink(missing_ok=True)
+    return stale

@@ -1,21 +1,36 @@
-"""Train a KKT network (MLP or bipartite GNN) on an LP dataset, optionally with JEPA.
+"""Train a KKT network (bipartite GNN or MLP) on an LP dataset, optionally with JEPA.
 
-``python -m kkt_nets.train --data_dir DIR [--use_bipartite_graphs] [--use_jepa
---jepa_mode {ema,simsiam}] ...`` (console script ``kkt-train``). The loss is the
-label-free KKT residual loss (:func:`kkt_nets.models.losses.kkt_loss`), plus
-``jepa_weight`` times the JEPA loss in embedding space when ``--use_jepa``;
-JEPA alone while ``epoch < --jepa_pretrain_epochs``. In ``ema`` mode a frozen
-copy of the model (the target) follows the online model by an exponential
-moving average after every optimizer step; ``simsiam`` uses the online model
-with a stop-gradient and creates no target.
+``python -m kkt_nets.train --data_dir DIR [--model {gnn,mlp}] [--use_jepa
+--jepa_mode {ema,simsiam}] ...`` (console script ``kkt-train``).
+
+Two forms of the problem:
+
+* default: bounds on the columns, enforced by the networks' output layer,
+  trained on :func:`~kkt_nets.models.losses.certificate_loss` (relative
+  duality gap of the prediction's Lagrangian certificate plus normalised
+  primal and dual residuals; ``--penalty`` weighs the residuals, optionally
+  raised by ``--penalty_schedule adaptive``; ``--supervised_weight`` adds a
+  term on HiGHS's labels);
+* ``--bounds_as_rows``: the spec's form (bounds as rows, ``x`` free) with the
+  spec's :func:`~kkt_nets.models.losses.kkt_loss` and its default weights.
+
+``--loss`` picks either loss for either form. JEPA: ``jepa_weight`` times the
+JEPA loss in embedding space when ``--use_jepa``; JEPA alone while ``epoch <
+--jepa_pretrain_epochs``. In ``ema`` mode a frozen copy of the model (the
+target) follows the online model by an exponential moving average after every
+optimizer step; ``simsiam`` uses the online model with a stop-gradient and
+creates no target.
 
 Every run writes ``OUT/metrics.jsonl`` (one JSON object per logged step or
 epoch) and, with ``--wandb_mode online|offline``, logs the same to wandb.
-Checkpoints ``OUT/last.pt`` (every epoch) and ``OUT/best.pt`` (best validation
-KKT loss) hold the model, optimizer, epoch, step, arguments and, in ``ema``
-mode, ``target_model``; ``--resume OUT/last.pt`` restores all of them. Each
-epoch's shuffle and JEPA masks are seeded by ``(seed, epoch)``, so a resumed
-run continues exactly as an uninterrupted one would.
+Checkpoints ``OUT/last.pt`` (every epoch) and ``OUT/best.pt`` (best
+validation loss at the initial weights) hold the model, optimizer, epoch,
+step, penalty, arguments and, in ``ema`` mode, ``target_model``; ``--resume
+OUT/last.pt`` restores all of them (and refuses a checkpoint whose model or
+data differ, naming the flag). Each epoch's shuffle and JEPA masks are seeded
+by ``(seed, epoch)``, so a resumed run continues exactly as an uninterrupted
+one would. An existing run folder is only reused with ``--resume`` or
+``--overwrite``.
 """
 
 from __future__ import annotations
@@ -23,26 +38,31 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import signal
+import sys
 import time
+import warnings
 from collections.abc import Sequence
 from copy import deepcopy
 from functools import partial
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 import torch
-import torch_geometric
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from kkt_nets.data.datasets import (
+    GraphBatch,
     GraphDataset,
     LPDataset,
     pad_collate,
     pad_collate_graphs,
 )
 from kkt_nets.data.generate_instances import load_split
-from kkt_nets.io import atomic_write
+from kkt_nets.data.lp import LP, bounds_to_rows
+from kkt_nets.io import atomic_write, remove_stale_temporaries
 from kkt_nets.models.jepa_utils import (
     ema_update,
     jepa_loss_gnn,
@@ -50,8 +70,23 @@ from kkt_nets.models.jepa_utils import (
     make_gnn_views,
     make_mlp_views,
 )
-from kkt_nets.models.losses import kkt_loss
+from kkt_nets.models.losses import certificate_loss, kkt_loss
 from kkt_nets.models.models import GNNPolicy, KKTNetMLP, nodes_to_padded
+from kkt_nets.resources import check_memory, model_memory_estimate
+
+CHECKPOINT_FORMAT = 2
+"""Checkpoint layout version (2: bounds on the columns, input normalisation)."""
+ARCHITECTURE_FLAGS = (
+    "use_bipartite_graphs",
+    "hidden",
+    "num_layers",
+    "embedding_size",
+    "gnn_layers",
+    "bounds_as_rows",
+)
+"""Flags a resumed run must share with its checkpoint (they shape the model)."""
+RESUMABLE_FLAGS = ("lr", "weight_decay")
+"""Flags a resumed run may change; the optimizer takes the new values."""
 
 
 class MetricsLogger:
@@ -107,15 +142,20 @@ class TrainingState:
     log_every : int
         Log training metrics every ``log_every`` optimizer steps.
     logger : MetricsLogger, optional
+    penalty : float
+        Current weight of the residual terms of the certificate loss.
     """
 
-    def __init__(self, log_every: int, logger: MetricsLogger | None = None) -> None:
+    def __init__(
+        self, log_every: int, logger: MetricsLogger | None = None, penalty: float = 1.0
+    ) -> None:
         if log_every < 1:
             raise ValueError(f"log_every must be >= 1, got {log_every}")
         self.log_every = log_every
         self.logger = logger
         self.step = 0
         self.epoch = 0
+        self.penalty = penalty
 
     def get_step(self) -> int:
         """Optimizer steps taken so far."""
@@ -132,21 +172,28 @@ class TrainingState:
 
 
 def predict(model: torch.nn.Module, batch: Sequence[Any]) -> torch.Tensor:
-    """``y_pred [B, N + M]`` of a collated batch, for either model path."""
-    if isinstance(batch[0], torch_geometric.data.Batch):
-        graph, *_, m_sizes, n_sizes = batch
+    """``y_pred [B, N + M]`` of a collated batch, for either model path.
+
+    The bounds travel with the batch (``batch.lb``, ``batch.ub``; absent: free).
+    """
+    if isinstance(batch, GraphBatch):
+        graph = batch.batch_graph
         x_nodes, lam_nodes = model(
             graph.constraint_features,
             graph.edge_index,
             graph.edge_attr,
             graph.variable_features,
+            lb=graph.lb,
+            ub=graph.ub,
         )
-        return nodes_to_padded(x_nodes, lam_nodes, m_sizes, n_sizes)
-    return model(batch[0])
+        return nodes_to_padded(x_nodes, lam_nodes, batch.m_sizes, batch.n_sizes)
+    return model(batch[0], getattr(batch, "lb", None), getattr(batch, "ub", None))
 
 
-def to_device(batch: Sequence[Any], device: str) -> list[Any]:
+def to_device(batch: Sequence[Any], device: str) -> Sequence[Any]:
     """Move every tensor (and PyG batch) of a collated batch to ``device``."""
+    if hasattr(batch, "to"):
+        return batch.to(device)
     return [item.to(device) if hasattr(item, "to") else item for item in batch]
 
 
@@ -158,10 +205,9 @@ def jepa_loss(
 ) -> torch.Tensor:
     """The JEPA loss of a batch: masked context view vs target view."""
     target_ref = target_model if args.jepa_mode == "ema" else model
-    if isinstance(batch[0], torch_geometric.data.Batch):
-        batch_graph = batch[0]
+    if isinstance(batch, GraphBatch):
         ctx, tgt, m_cons, m_vars = make_gnn_views(
-            batch_graph, args.jepa_mask_ratio_nodes
+            batch.batch_graph, args.jepa_mask_ratio_nodes
         )
         return jepa_loss_gnn(
             model, target_ref, ctx, tgt, m_cons, m_vars, args.jepa_mode
@@ -169,6 +215,77 @@ def jepa_loss(
     model_input, A, b, c, _mask_m, _mask_n = batch
     x_ctx, x_tgt = make_mlp_views(model_input, A, b, c, args.jepa_mask_ratio_entries)
     return jepa_loss_mlp(model, target_ref, x_ctx, x_tgt, args.jepa_mode)
+
+
+def task_loss(
+    y_pred: torch.Tensor,
+    batch: Sequence[Any],
+    args: argparse.Namespace,
+    weights: dict[str, float],
+    penalty: float,
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """The label-free task loss of ``--loss`` (KKT or certificate) of a batch.
+
+    Parameters
+    ----------
+    y_pred : Tensor
+        ``[B, N + M]`` predictions.
+    batch : LPBatch or GraphBatch
+    args : argparse.Namespace
+        Reads ``loss``, ``bounds_as_rows``, ``gap_weight``, ``supervised_weight``.
+    weights : dict
+        The spec's four :func:`kkt_loss` weights (``primal_weight``, ...).
+    penalty : float
+        Weight of the residual terms of the certificate loss.
+
+    Returns
+    -------
+    loss : Tensor
+    terms : dict of str to Tensor
+    """
+    A, b, c, mask_m, mask_n = batch[1:6]
+    bounds = {} if args.bounds_as_rows else {"lb": batch.lb, "ub": batch.ub}
+    if args.loss == "kkt":
+        return kkt_loss(y_pred, A, b, c, mask_m, mask_n, **weights, **bounds)
+    return certificate_loss(
+        y_pred,
+        A,
+        b,
+        c,
+        mask_m,
+        mask_n,
+        **bounds,
+        gap_weight=args.gap_weight,
+        primal_weight=penalty,
+        dual_weight=penalty,
+        supervised_weight=args.supervised_weight,
+        x_star=batch.x_star,
+        lam_star=batch.lam_star,
+    )
+
+
+def _non_finite_cause(
+    model: torch.nn.Module, batch: Sequence[Any], training_state: TrainingState
+) -> str:
+    """Why a loss is not finite: the weights, the data or the step size."""
+    bad = [name for name, p in model.named_parameters() if not p.isfinite().all()]
+    where = f"step {training_state.get_step()} (epoch {training_state.get_epoch()})"
+    if bad:
+        return (
+            f"the model's weights are not finite at {where} (first: {bad[0]}): a "
+            "corrupted --resume checkpoint, or training diverged (lower --lr)"
+        )
+    A, b, c = batch[1:4]
+    largest = max(float(t.abs().max()) for t in (A, b, c))
+    if not math.isfinite(largest) or largest > 1e6:
+        return (
+            f"the batch at {where} holds coefficients of magnitude {largest:.3g} "
+            "(instances are scaled to at most 1): check the dataset files"
+        )
+    return (
+        f"the training loss is not finite at {where} with finite weights and "
+        "data: lower --lr or check the loss weights"
+    )
 
 
 def train_epoch(
@@ -189,12 +306,19 @@ def train_epoch(
     Raises
     ------
     FloatingPointError
-        If the loss is not finite (the message gives the step).
+        If the loss is not finite (the message gives the step and the cause:
+        weights, data or step size).
     """
     model.train()
     total, batches = 0.0, 0
     use_jepa = bool(args is not None and args.use_jepa)
     quiet = bool(args is not None and getattr(args, "quiet", False))
+    weights = {
+        "primal_weight": primal_weight,
+        "dual_weight": dual_weight,
+        "stationarity_weight": stationarity_weight,
+        "complementary_slackness_weight": complementary_slackness_weight,
+    }
     bar = tqdm(
         loader,
         desc=f"epoch {training_state.get_epoch()}",
@@ -203,19 +327,9 @@ def train_epoch(
     )
     for raw in bar:
         batch = to_device(raw, device)
-        A, b, c, mask_m, mask_n = batch[1:6]
         y_pred = predict(model, batch)
-        loss_kkt, terms = kkt_loss(
-            y_pred=y_pred,
-            A=A,
-            b=b,
-            c=c,
-            mask_m=mask_m,
-            mask_n=mask_n,
-            primal_weight=primal_weight,
-            dual_weight=dual_weight,
-            stationarity_weight=stationarity_weight,
-            complementary_slackness_weight=complementary_slackness_weight,
+        loss_kkt, terms = task_loss(
+            y_pred, batch, args, weights, training_state.penalty
         )
         loss = loss_kkt
         logged = {"train/loss_kkt": loss_kkt.item()}
@@ -228,11 +342,7 @@ def train_epoch(
             logged["train/loss_jepa"] = loss_jepa.item()
         value = loss.item()
         if not math.isfinite(value):
-            raise FloatingPointError(
-                f"the training loss is {value} at step "
-                f"{training_state.get_step()} (epoch {training_state.get_epoch()}); "
-                "lower --lr or check the data"
-            )
+            raise FloatingPointError(_non_finite_cause(model, batch, training_state))
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
@@ -248,28 +358,28 @@ def train_epoch(
     return total / max(batches, 1)
 
 
+def kkt_weights(args: argparse.Namespace) -> dict[str, float]:
+    """The spec's four :func:`kkt_loss` weights from the flags."""
+    return {
+        "primal_weight": args.primal_weight,
+        "dual_weight": args.dual_weight,
+        "stationarity_weight": args.stationarity_weight,
+        "complementary_slackness_weight": args.complementary_slackness_weight,
+    }
+
+
 @torch.no_grad()
 def evaluate_kkt(
     model: torch.nn.Module, loader: DataLoader, device: str, args: argparse.Namespace
 ) -> dict[str, float]:
-    """Mean KKT loss and terms over ``loader`` (no JEPA)."""
+    """Mean task loss (at the initial ``--penalty``) and its terms over ``loader``."""
     model.eval()
     sums: dict[str, float] = {}
     batches = 0
     for raw in loader:
         batch = to_device(raw, device)
-        A, b, c, mask_m, mask_n = batch[1:6]
-        loss, terms = kkt_loss(
-            predict(model, batch),
-            A,
-            b,
-            c,
-            mask_m,
-            mask_n,
-            primal_weight=args.primal_weight,
-            dual_weight=args.dual_weight,
-            stationarity_weight=args.stationarity_weight,
-            complementary_slackness_weight=args.complementary_slackness_weight,
+        loss, terms = task_loss(
+            predict(model, batch), batch, args, kkt_weights(args), args.penalty
         )
         for key, value in {"loss": loss, **terms}.items():
             sums[key] = sums.get(key, 0.0) + float(value)
@@ -277,27 +387,80 @@ def evaluate_kkt(
     return {k: v / max(batches, 1) for k, v in sums.items()}
 
 
+def _non_negative(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(f"must be a number, got {text!r}") from error
+    if not value >= 0 or not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The training command line."""
-    parser = argparse.ArgumentParser(prog="kkt-train", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="kkt-train",
+        description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
     d = parser.add_argument_group("data")
     d.add_argument("--data_dir", type=Path, required=True, help="generate_instances")
     d.add_argument("--out_dir", type=Path, default=Path("runs/kkt"))
+    d.add_argument(
+        "--bounds_as_rows",
+        action="store_true",
+        help="the spec's form: bounds as rows, x free (default: bounds enforced "
+        "by the output layer)",
+    )
     m = parser.add_argument_group("model")
-    m.add_argument("--use_bipartite_graphs", action="store_true", help="GNN path")
+    m.add_argument("--model", choices=["gnn", "mlp"], default="gnn")
+    m.add_argument(
+        "--use_bipartite_graphs", action="store_true", help="GNN path (--model gnn)"
+    )
     m.add_argument("--hidden", type=int, default=256, help="MLP width")
     m.add_argument("--num_layers", type=int, default=3, help="MLP trunk depth")
     m.add_argument("--embedding_size", type=int, default=64, help="GNN width")
-    m.add_argument("--gnn_layers", type=int, default=2, help="message passes")
+    m.add_argument("--gnn_layers", type=int, default=4, help="message passes")
     t = parser.add_argument_group("training")
     t.add_argument("--epochs", type=int, default=30)
     t.add_argument("--batch_size", type=int, default=8)
     t.add_argument("--lr", type=float, default=1e-3)
-    t.add_argument("--weight_decay", type=float, default=0.0)
-    t.add_argument("--primal_weight", type=float, default=0.1)
-    t.add_argument("--dual_weight", type=float, default=0.1)
-    t.add_argument("--stationarity_weight", type=float, default=0.6)
-    t.add_argument("--complementary_slackness_weight", type=float, default=0.2)
+    t.add_argument("--weight_decay", type=_non_negative, default=0.0)
+    t.add_argument(
+        "--loss",
+        choices=["kkt", "certificate"],
+        default=None,
+        help="default: certificate, or kkt with --bounds_as_rows",
+    )
+    t.add_argument("--primal_weight", type=_non_negative, default=0.1)
+    t.add_argument("--dual_weight", type=_non_negative, default=0.1)
+    t.add_argument("--stationarity_weight", type=_non_negative, default=0.6)
+    t.add_argument("--complementary_slackness_weight", type=_non_negative, default=0.2)
+    t.add_argument(
+        "--gap_weight", type=_non_negative, default=1.0, help="certificate loss"
+    )
+    t.add_argument(
+        "--penalty",
+        type=_non_negative,
+        default=1.0,
+        help="certificate loss: weight of the primal and dual residuals",
+    )
+    t.add_argument(
+        "--penalty_schedule",
+        choices=["constant", "adaptive"],
+        default="constant",
+        help="adaptive: multiply the penalty by --penalty_growth after an epoch "
+        "whose validation residuals did not fall below 0.8 x the previous",
+    )
+    t.add_argument("--penalty_growth", type=float, default=2.0)
+    t.add_argument("--penalty_max", type=float, default=1000.0)
+    t.add_argument(
+        "--supervised_weight",
+        type=_non_negative,
+        default=0.0,
+        help="certificate loss: weight of the distance to HiGHS's labels",
+    )
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--devices", default="cpu", help="cpu, or a CUDA index")
     t.add_argument(
@@ -309,6 +472,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     t.add_argument("--log_every", type=int, default=10, help="steps between logs")
     t.add_argument("--resume", type=Path, default=None, help="a last.pt to resume")
+    t.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="start afresh in an --out_dir that holds a run",
+    )
     t.add_argument(
         "--time_budget_s",
         type=float,
@@ -336,7 +504,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def check_args(args: argparse.Namespace) -> None:
-    """Reject settings outside their ranges, naming the flag."""
+    """Reject settings outside their ranges, naming the flag; resolve defaults.
+
+    Sets ``args.use_bipartite_graphs`` from ``--model`` and ``args.loss`` when
+    not given (``kkt`` with ``--bounds_as_rows``, else ``certificate``).
+    """
+    if args.use_bipartite_graphs and args.model == "mlp":
+        raise ValueError("--use_bipartite_graphs selects the GNN: drop --model mlp")
+    args.use_bipartite_graphs = args.use_bipartite_graphs or args.model == "gnn"
+    args.model = "gnn" if args.use_bipartite_graphs else "mlp"
+    if args.loss is None:
+        args.loss = "kkt" if args.bounds_as_rows else "certificate"
     positive = ("epochs", "batch_size", "hidden", "num_layers", "embedding_size")
     for name in (*positive, "gnn_layers", "log_every"):
         if getattr(args, name) < 1:
@@ -352,41 +530,111 @@ def check_args(args: argparse.Namespace) -> None:
         raise ValueError(f"--num_threads must be >= 0, got {args.num_threads}")
     if args.time_budget_s is not None and not args.time_budget_s > 0:
         raise ValueError(f"--time_budget_s must be positive, got {args.time_budget_s}")
-    if args.jepa_pretrain_epochs < 0 or args.jepa_weight < 0:
+    if args.jepa_pretrain_epochs < 0 or not args.jepa_weight >= 0:
         raise ValueError("--jepa_pretrain_epochs and --jepa_weight must be >= 0")
+    if not (args.penalty_growth >= 1 and args.penalty_max >= args.penalty):
+        raise ValueError("--penalty_growth must be >= 1 and --penalty_max >= --penalty")
+    weights = (
+        "primal_weight",
+        "dual_weight",
+        "stationarity_weight",
+        "complementary_slackness_weight",
+        "gap_weight",
+        "penalty",
+        "supervised_weight",
+        "weight_decay",
+    )
+    for name in weights:  # also when called without the parser
+        value = getattr(args, name)
+        if not (math.isfinite(value) and value >= 0):
+            raise ValueError(f"--{name} must be a finite number >= 0, got {value}")
+    if args.supervised_weight > 0 and args.loss != "certificate":
+        raise ValueError("--supervised_weight needs --loss certificate")
 
 
 def resolve_device(devices: str) -> str:
-    """``cpu``, or ``cuda:N`` for an index when CUDA is available (else cpu)."""
-    if devices == "cpu" or not torch.cuda.is_available():
+    """``cpu``, or ``cuda:N`` for an index; warns loudly when CUDA is absent.
+
+    Raises
+    ------
+    ValueError
+        If ``devices`` is neither ``cpu`` nor a non-negative CUDA index.
+    """
+    if devices == "cpu":
         return "cpu"
-    return f"cuda:{int(str(devices).split(',')[0])}"
+    first = str(devices).split(",")[0].strip().removeprefix("cuda:")
+    if not first.isdigit():
+        raise ValueError(f"--devices must be 'cpu' or a CUDA index, got {devices!r}")
+    if not torch.cuda.is_available():
+        message = (
+            f"--devices {devices} asks for CUDA but torch sees no CUDA device "
+            f"(torch {torch.__version__}); running on the CPU"
+        )
+        warnings.warn(message, RuntimeWarning, stacklevel=2)
+        print(f"WARNING: {message}", file=sys.stderr)
+        return "cpu"
+    if int(first) >= torch.cuda.device_count():
+        raise ValueError(
+            f"--devices {devices}: only {torch.cuda.device_count()} CUDA device(s)"
+        )
+    return f"cuda:{first}"
 
 
 def build_model(args: argparse.Namespace, m: int, n: int) -> torch.nn.Module:
-    """The MLP for ``m x n`` inputs, or the GNN (``--use_bipartite_graphs``)."""
+    """The GNN (``--model gnn``, ``--use_bipartite_graphs``) or the MLP for ``m x n``.
+
+    Raises
+    ------
+    MemoryError
+        If the parameters and their optimizer state would not fit in memory
+        (estimated first; the message names the flags and the estimate).
+    """
+    check_memory(
+        model_memory_estimate(args, m, n),
+        "the model and its optimizer state",
+        "--embedding_size" if args.use_bipartite_graphs else "--hidden / --num_layers",
+    )
     if args.use_bipartite_graphs:
         return GNNPolicy(args)
     return KKTNetMLP(m, n, hidden=args.hidden, num_layers=args.num_layers)
+
+
+def load_instances(
+    args: argparse.Namespace, split: str
+) -> tuple[list[LP], list[tuple[Any, Any]] | None]:
+    """The LPs of ``split`` in the run's form, with labels if the loss uses them."""
+    instances = load_split(args.data_dir, split)
+    lps, labels = [], []
+    for lp, solution in instances:
+        if args.bounds_as_rows:
+            lp, lam = bounds_to_rows(lp, solution.lam)
+        else:
+            lam = solution.lam
+        lps.append(lp)
+        labels.append((solution.x, lam))
+    return lps, labels if args.supervised_weight > 0 else None
 
 
 def make_loaders(
     args: argparse.Namespace,
 ) -> tuple[DataLoader, DataLoader, int, int]:
     """Training and validation loaders and the padded sizes (M, N)."""
-    train_lps = [lp for lp, _ in load_split(args.data_dir, "train")]
-    val_lps = [lp for lp, _ in load_split(args.data_dir, "val")]
+    train_lps, train_labels = load_instances(args, "train")
+    val_lps, val_labels = load_instances(args, "val")
     if not train_lps:
         raise ValueError(f"--data_dir {args.data_dir} has no training instances")
+    if not val_lps:
+        raise ValueError(f"--data_dir {args.data_dir} has no validation instances")
     m = max(lp.m for lp in train_lps + val_lps)
     n = max(lp.n for lp in train_lps + val_lps)
     generator = torch.Generator().manual_seed(args.seed)
     if args.use_bipartite_graphs:
-        train_set, val_set = GraphDataset(train_lps), GraphDataset(val_lps)
+        train_set = GraphDataset(train_lps, labels=train_labels)
+        val_set = GraphDataset(val_lps, labels=val_labels)
         collate = pad_collate_graphs
     else:
-        train_set = LPDataset(train_lps, max_m=m, max_n=n)
-        val_set = LPDataset(val_lps, max_m=m, max_n=n)
+        train_set = LPDataset(train_lps, max_m=m, max_n=n, labels=train_labels)
+        val_set = LPDataset(val_lps, max_m=m, max_n=n, labels=val_labels)
         collate = pad_collate
     train_loader = DataLoader(
         train_set,
@@ -405,7 +653,9 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
     Raises
     ------
     ValueError
-        If the file is missing, unreadable or lacks the expected entries.
+        If the file is missing, unreadable, of another format version, lacks
+        the expected entries or holds non-finite weights (the message names
+        the file).
     """
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=False)
@@ -414,7 +664,68 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
     missing = {"epoch", "model", "optimizer", "args"} - set(checkpoint)
     if not isinstance(checkpoint, dict) or missing:
         raise ValueError(f"checkpoint {path} is not a kkt-nets checkpoint")
+    version = checkpoint.get("format", 1)
+    if version != CHECKPOINT_FORMAT:
+        raise ValueError(
+            f"checkpoint {path} has format {version}; this kkt-nets reads format "
+            f"{CHECKPOINT_FORMAT} (retrain the model)"
+        )
+    for name, tensor in checkpoint["model"].items():
+        if tensor.is_floating_point() and not bool(tensor.isfinite().all()):
+            raise ValueError(f"checkpoint {path} holds non-finite weights in {name}")
     return checkpoint
+
+
+def _check_resume(checkpoint: dict[str, Any], args: argparse.Namespace) -> None:
+    """Refuse a checkpoint whose model or data differ from this run's flags."""
+    saved = checkpoint["args"]
+    for name in ARCHITECTURE_FLAGS:
+        if saved.get(name) != getattr(args, name):
+            raise ValueError(
+                f"--resume {args.resume}: the checkpoint was trained with "
+                f"--{name} {saved.get(name)!r}, this run asks for "
+                f"{getattr(args, name)!r}"
+            )
+    if not args.use_bipartite_graphs and (saved["max_m"], saved["max_n"]) != (
+        args.max_m,
+        args.max_n,
+    ):
+        raise ValueError(
+            f"--resume {args.resume}: the checkpoint's MLP takes LPs of at most "
+            f"{saved['max_m']} x {saved['max_n']}, --data_dir {args.data_dir} "
+            f"has {args.max_m} x {args.max_n}"
+        )
+
+
+def prepare_out_dir(args: argparse.Namespace) -> None:
+    """Check ``--out_dir`` before any work; clear it with ``--overwrite``.
+
+    Raises
+    ------
+    ValueError
+        If it is a file, not writable, or already holds a run and neither
+        ``--resume`` nor ``--overwrite`` is given.
+    """
+    out = args.out_dir
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out_dir {out} is a file, not a folder")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / ".write-test"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as error:
+        raise ValueError(f"--out_dir {out} is not writable: {error}") from error
+    remove_stale_temporaries(out)
+    outputs = [out / name for name in ("metrics.jsonl", "last.pt", "best.pt")]
+    if args.resume is None and any(path.exists() for path in outputs):
+        if not args.overwrite:
+            raise ValueError(
+                f"--out_dir {out} already holds a run: pass --resume "
+                f"{out / 'last.pt'} to continue it or --overwrite to start afresh"
+            )
+        for path in outputs:
+            path.unlink(missing_ok=True)
 
 
 def train(args: argparse.Namespace) -> dict[str, Any]:
@@ -423,17 +734,24 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
     Returns
     -------
     dict
-        ``best_val_loss``, ``last_train_loss``, ``epochs_run``, ``steps`` and
-        the paths of ``last.pt`` / ``best.pt``.
+        ``best_val_loss``, ``last_train_loss``, ``epochs_run``, ``steps``,
+        ``train_seconds``, ``penalty`` and the paths of ``last.pt`` / ``best.pt``.
     """
     check_args(args)
+    prepare_out_dir(args)
+    checkpoint = load_checkpoint(args.resume) if args.resume is not None else None
     if args.num_threads > 0:
         torch.set_num_threads(args.num_threads)
     torch.manual_seed(args.seed)
     device = resolve_device(args.devices)
     train_loader, val_loader, m, n = make_loaders(args)
     args.max_m, args.max_n = m, n
-    model = build_model(args, m, n).to(device)
+    if checkpoint is not None:
+        _check_resume(checkpoint, args)
+    model = build_model(args, m, n)
+    if checkpoint is None:
+        model.fit_normalization(train_loader)
+    model = model.to(device)
     target_model = None
     if args.use_jepa and args.jepa_mode == "ema":
         target_model = deepcopy(model)
@@ -442,21 +760,24 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
     optimizer = torch.optim.Adam(
         model.parameters(), lr=args.lr, weight_decay=args.weight_decay
     )
-    args.out_dir.mkdir(parents=True, exist_ok=True)
     start_epoch, best_val = 0, math.inf
     logger = MetricsLogger(
         args.out_dir, args.wandb_mode, _plain(vars(args)), args.wandb_project
     )
-    training_state = TrainingState(args.log_every, logger)
-    if args.resume is not None:
-        ckpt = load_checkpoint(args.resume)
-        model.load_state_dict(ckpt["model"])
-        optimizer.load_state_dict(ckpt["optimizer"])
-        if args.use_jepa and args.jepa_mode == "ema" and "target_model" in ckpt:
-            target_model.load_state_dict(ckpt["target_model"])
-        start_epoch = ckpt["epoch"] + 1
-        training_state.step = ckpt.get("step", 0)
-        best_val = ckpt.get("best_val_loss", math.inf)
+    training_state = TrainingState(args.log_every, logger, penalty=args.penalty)
+    previous_residual = math.inf
+    if checkpoint is not None:
+        model.load_state_dict(checkpoint["model"])
+        optimizer.load_state_dict(checkpoint["optimizer"])
+        for group in optimizer.param_groups:  # the flags of this run win
+            group["lr"], group["weight_decay"] = args.lr, args.weight_decay
+        if target_model is not None and "target_model" in checkpoint:
+            target_model.load_state_dict(checkpoint["target_model"])
+        start_epoch = checkpoint["epoch"] + 1
+        training_state.step = checkpoint.get("step", 0)
+        training_state.penalty = checkpoint.get("penalty", args.penalty)
+        previous_residual = checkpoint.get("val_residual", math.inf)
+        best_val = checkpoint.get("best_val_loss", math.inf)
     train_loss = math.nan
     budget = args.time_budget_s
     began = time.perf_counter()
@@ -485,20 +806,33 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
                 target_model=target_model,
             )
             val = evaluate_kkt(model, val_loader, device, args)
+            residual = val.get("primal", 0.0) + val.get("dual", 0.0)
             training_state.log(
                 {
                     "epoch": epoch,
                     "train/epoch_loss": train_loss,
                     "epoch_seconds": time.perf_counter() - started,
+                    "penalty": training_state.penalty,
                     **{f"val/{k}": v for k, v in val.items()},
                 }
             )
+            if (
+                args.penalty_schedule == "adaptive"
+                and residual > 0.8 * previous_residual
+            ):
+                training_state.penalty = min(
+                    args.penalty_max, training_state.penalty * args.penalty_growth
+                )
+            previous_residual = residual
             ckpt = {
+                "format": CHECKPOINT_FORMAT,
                 "epoch": epoch,
                 "model": model.state_dict(),
                 "optimizer": optimizer.state_dict(),
                 "args": _plain(vars(args)),
                 "step": training_state.get_step(),
+                "penalty": training_state.penalty,
+                "val_residual": residual,
                 "best_val_loss": min(best_val, val["loss"]),
             }
             if target_model is not None:
@@ -515,6 +849,7 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
         "epochs_run": epochs_run,
         "train_seconds": time.perf_counter() - began,
         "steps": training_state.get_step(),
+        "penalty": training_state.penalty,
         "last": args.out_dir / "last.pt",
         "best": args.out_dir / "best.pt",
     }
@@ -525,17 +860,23 @@ def _plain(values: dict[str, Any]) -> dict[str, Any]:
     return {k: str(v) if isinstance(v, Path) else v for k, v in values.items()}
 
 
+def _terminate(signum: int, frame: FrameType | None) -> None:
+    """SIGTERM as an exception, so partial files are cleaned up on the way out."""
+    raise SystemExit(128 + signum)
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     """Console entry point ``kkt-train``."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    signal.signal(signal.SIGTERM, _terminate)
     try:
         result = train(args)
-    except (ValueError, FileNotFoundError) as error:
+    except (ValueError, FileNotFoundError, MemoryError) as error:
         parser.error(str(error))
     print(
         f"trained {result['epochs_run']} epochs ({result['steps']} steps): "
-        f"best val KKT loss {result['best_val_loss']:.4g}; checkpoints "
+        f"best val loss {result['best_val_loss']:.4g}; checkpoints "
         f"{result['last']}, {result['best']}"
     )
 

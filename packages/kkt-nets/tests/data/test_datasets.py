@@ -56,6 +56,40 @@ def test_pad_collate_pads_to_dataset_size_not_batch_size():
     assert batch[0].shape == (2, ds.input_dim)
 
 
+def test_batches_carry_padded_bounds_and_labels_as_attributes():
+    boxed = LP(
+        A=[[1.0, 2.0, 3.0]],
+        b=[4.0],
+        c=[5.0, 6.0, 7.0],
+        lb=[0, -np.inf, 1],
+        ub=[1, 2, np.inf],
+    )
+    labels = [
+        (np.array([1.0, 2.0, 3.0]), np.array([4.0])),
+        (np.array([5.0]), np.array([6.0, 7.0])),
+    ]
+    ds = LPDataset([boxed, LP2], labels=labels)
+    batch = pad_collate([ds[0], ds[1]])
+    assert len(batch) == 6 and batch.model_input is batch[0] and batch.A is batch[1]
+    inf = float("inf")
+    assert batch.lb.tolist() == [[0, -inf, 1], [-inf, 0, 0]]
+    assert batch.ub.tolist() == [[1, 2, inf], [inf, 0, 0]]
+    assert batch.x_star.tolist() == [[1, 2, 3], [5, 0, 0]]
+    assert batch.lam_star.tolist() == [[4, 0], [6, 7]]
+    moved = batch.to("cpu")
+    assert type(moved) is type(batch) and torch.equal(moved.lb, batch.lb)
+    graphs = GraphDataset([boxed, LP2], labels=labels)
+    graph_batch = pad_collate_graphs([graphs[0], graphs[1]])
+    assert len(graph_batch) == 8
+    for key in ("lb", "ub", "x_star", "lam_star"):
+        assert torch.equal(getattr(graph_batch, key), getattr(batch, key))
+    assert "x_star" not in graph_batch.batch_graph
+    with pytest.raises(ValueError, match=r"labels of LP 'two-by-one' must be"):
+        LPDataset([boxed, LP2], labels=[labels[0], labels[0]])
+    with pytest.raises(ValueError, match="labels must hold 2 pairs"):
+        GraphDataset([boxed, LP2], labels=labels[:1])
+
+
 def test_lp_dataset_rejects_bad_input():
     with pytest.raises(ValueError, match="larger than"):
         LPDataset([LP1, LP2], max_m=1)
@@ -68,7 +102,9 @@ def test_lp_dataset_rejects_bad_input():
 
 def random_sparse_lp(rng: np.random.Generator, m: int, n: int) -> LP:
     A = rng.normal(size=(m, n)) * (rng.uniform(size=(m, n)) < 0.5)
-    return LP(A=A, b=rng.normal(size=m), c=rng.normal(size=n))
+    lb = np.where(rng.uniform(size=n) < 0.5, -np.inf, 0.0)
+    ub = np.where(rng.uniform(size=n) < 0.5, np.inf, 2.0)
+    return LP(A=A, b=rng.normal(size=m), c=rng.normal(size=n), lb=lb, ub=ub)
 
 
 def test_graph_edges_and_features_match_A():
@@ -82,10 +118,24 @@ def test_graph_edges_and_features_match_A():
     np.testing.assert_allclose(g.edge_attr[:, 0].numpy(), lp.A[rows, cols], rtol=1e-6)
     nz = lp.A != 0
     expected_c = np.stack([lp.b, nz.sum(1) / 7, lp.A.sum(1) / 7], axis=1)
-    expected_v = np.stack([lp.c, nz.sum(0) / 5, lp.A.sum(0) / 5], axis=1)
+    finite_lb, finite_ub = np.isfinite(lp.lb), np.isfinite(lp.ub)
+    expected_v = np.stack(
+        [
+            lp.c,
+            nz.sum(0) / 5,
+            lp.A.sum(0) / 5,
+            np.where(finite_lb, lp.lb, 0.0),
+            np.where(finite_ub, lp.ub, 0.0),
+            finite_lb,
+            finite_ub,
+        ],
+        axis=1,
+    )
     np.testing.assert_allclose(g.constraint_features.numpy(), expected_c, rtol=1e-6)
     np.testing.assert_allclose(g.variable_features.numpy(), expected_v, rtol=1e-6)
     np.testing.assert_allclose(g.A.numpy(), lp.A, rtol=1e-6)
+    np.testing.assert_array_equal(g.lb.numpy(), lp.lb)
+    np.testing.assert_array_equal(g.ub.numpy(), lp.ub)
 
 
 def test_pad_collate_graphs_offsets_and_dense_tensors():
@@ -124,8 +174,14 @@ def test_pad_collate_graphs_offsets_and_dense_tensors():
         (A, b, c, mask_m, mask_n), (A_ref, b_ref, c_ref, mm_ref, mn_ref)
     ):
         assert torch.equal(got, ref)
-    # the dense A, b, c stay out of the PyG batch
+    # the dense A, b, c stay out of the PyG batch; bounds are per node there
     assert "A" not in batch_graph
+    np.testing.assert_array_equal(
+        batch_graph.lb.numpy(), np.concatenate([lp.lb for lp in lps])
+    )
+    ref = pad_collate([LPDataset(lps)[i] for i in range(3)])
+    assert torch.equal(batch.lb, ref.lb) and torch.equal(batch.ub, ref.ub)
+    assert batch.x_star is None and batch.lam_star is None
 
 
 def test_graph_loader_and_empty_batch():

@@ -58,14 +58,22 @@ def test_same_seed_same_instance_different_seed_different(family):
 
 @pytest.mark.parametrize("family", sorted(GENERATORS))
 def test_relaxation_keeps_unit_box_and_highs_finds_it_optimal(family):
-    lp = generate(family, rng(1), **SMALL[family])
+    columns = generate(family, rng(1), **SMALL[family])
+    np.testing.assert_array_equal(columns.lb, np.zeros(columns.n))
+    np.testing.assert_array_equal(columns.ub, np.ones(columns.n))
+    assert not set(columns.row_kind) & {"upper", "lower"}
+    lp = generate(family, rng(1), bounds_as_rows=True, **SMALL[family])
+    np.testing.assert_array_equal(lp.A[: columns.m], columns.A)
+    assert np.isinf(lp.lb).all() and np.isinf(lp.ub).all()
     upper, upper_b = rows_of(lp, "upper")
     lower, lower_b = rows_of(lp, "lower")
     np.testing.assert_array_equal(upper, np.eye(lp.n))
     np.testing.assert_array_equal(upper_b, np.ones(lp.n))
     np.testing.assert_array_equal(lower, -np.eye(lp.n))
     np.testing.assert_array_equal(lower_b, np.zeros(lp.n))
-    assert solve(lp).status == "Optimal"
+    rows_solution, columns_solution = solve(lp), solve(columns)
+    assert rows_solution.status == columns_solution.status == "Optimal"
+    assert rows_solution.z == pytest.approx(columns_solution.z, abs=1e-9)
 
 
 def test_set_cover_structure():

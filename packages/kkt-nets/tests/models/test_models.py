@@ -45,13 +45,28 @@ def test_mlp_shapes_and_layout():
     y = net(x)
     assert y.shape == (5, 3 + 4)
     h = net.encode_trunk(x)
-    torch.testing.assert_close(y, torch.cat([net.head_x(h), net.head_lam(h)], 1))
+    softplus = torch.nn.functional.softplus
+    # free variables: x is the head's score; lambda goes through a softplus
+    torch.testing.assert_close(
+        y, torch.cat([net.head_x(h), softplus(net.head_lam(h))], 1)
+    )
     z = net.jepa_embed(x)
     assert z.shape == (5, 32)
     torch.testing.assert_close(z.norm(dim=-1), torch.ones(5))
     torch.testing.assert_close(
         z, torch.nn.functional.normalize(net.jepa_proj(net.net(x)), dim=-1)
     )
+    # the trunk sees standardised inputs once the normalizer is fitted
+    net.input_norm.fit(x * 3 + 1)
+    torch.testing.assert_close(
+        net.encode_trunk(x),
+        net.net((x - (x * 3 + 1).mean(0)) / (3 * x.std(0, unbiased=False))),
+    )
+    # bounds given: x inside them
+    lb = torch.tensor([0.0, -torch.inf, 1.0]).expand(5, 3)
+    ub = torch.tensor([1.0, 2.0, torch.inf]).expand(5, 3)
+    bounded = net(x * 100, lb, ub)[:, :3]
+    assert (bounded >= lb).all() and (bounded <= ub).all()
     with pytest.raises(ValueError, match="num_layers"):
         KKTNetMLP(m=4, n=3, num_layers=0)
 
@@ -90,6 +105,57 @@ def test_gnn_shapes_and_nonnegative_lambda():
     big = [t * 1e3 if t.is_floating_point() else t for t in graph_inputs(batch_graph)]
     assert (net(*big)[1] >= 0).all()
     assert (lam_nodes >= 0).all()
+
+
+def test_gnn_predictions_respect_the_bounds_of_each_variable():
+    rng = np.random.default_rng(1)
+    lp = random_lp(rng, 5, 6)
+    lp = LP(
+        A=lp.A,
+        b=lp.b,
+        c=lp.c,
+        lb=[0, 0, -np.inf, -1, -np.inf, 2],
+        ub=[1, np.inf, 3, -1, np.inf, 2.5],
+    )
+    g = lp_to_graph(lp)
+    net = gnn(seed=4)
+    x, lam = net(*graph_inputs(g), lb=g.lb, ub=g.ub)
+    x = x.detach().numpy()
+    assert np.all(x >= lp.lb - 1e-6) and np.all(x <= lp.ub + 1e-6)
+    assert x[3] == -1.0  # lb == ub
+    assert (lam >= 0).all()
+
+
+def test_bounded_primal_literal_values_and_gradients():
+    from kkt_nets.models.output_layer import bounded_primal
+
+    inf = torch.inf
+    z = torch.tensor([0.0, 0.0, 0.0, 0.0, 2.0], requires_grad=True)
+    lb = torch.tensor([1.0, 1.0, -inf, -inf, -3.0])
+    ub = torch.tensor([3.0, inf, 5.0, inf, -3.0])
+    x = bounded_primal(z, lb, ub)
+    log2 = float(np.log(2.0))
+    torch.testing.assert_close(
+        x, torch.tensor([2.0, 1.0 + log2, 5.0 - log2, 0.0, -3.0])
+    )
+    x.sum().backward()
+    torch.testing.assert_close(z.grad, torch.tensor([0.5, 0.5, 0.5, 1.0, 0.0]))
+    assert torch.equal(bounded_primal(z, None, None), z)
+
+
+def test_feature_normalizer_fit_and_errors():
+    from kkt_nets.models.output_layer import FeatureNormalizer
+
+    norm = FeatureNormalizer(2)
+    data = torch.tensor([[1.0, 5.0], [3.0, 5.0]])
+    assert torch.equal(norm(data), data)  # identity until fitted
+    norm.fit(data)
+    torch.testing.assert_close(norm(data), torch.tensor([[-1.0, 0.0], [1.0, 0.0]]))
+    assert set(norm.state_dict()) == {"mean", "std"}
+    with pytest.raises(ValueError, match=r"\[K, 2\]"):
+        norm.fit(torch.zeros(3, 3))
+    with pytest.raises(ValueError, match="finite"):
+        norm.fit(torch.tensor([[float("nan"), 1.0]]))
 
 
 def test_gnn_bad_args():

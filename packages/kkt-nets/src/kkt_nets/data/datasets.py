@@ -11,19 +11,26 @@ Two views of the same instances, one per model path:
   and :func:`pad_collate_graphs` batches the graphs with PyG while padding the
   dense ``A, b, c`` to the *batch's* largest ``(M, N)`` for the loss.
 
-Both collates return the tuples that the training loop unpacks:
-``(model_input, A, b, c, mask_m, mask_n)`` and
-``(batch_graph, A, b, c, mask_m, mask_n, m_sizes, n_sizes)``.
+Both collates return tuples that unpack as the training loop of the spec
+unpacks them, ``(model_input, A, b, c, mask_m, mask_n)`` and ``(batch_graph,
+A, b, c, mask_m, mask_n, m_sizes, n_sizes)``, as :class:`LPBatch` /
+:class:`GraphBatch`: tuples that also carry the padded bounds ``lb``, ``ub``
+(``[B, N]``; ``0`` in padded columns, ``-inf``/``inf`` where a variable has no
+bound) and, when the dataset has labels, ``x_star [B, N]`` and ``lam_star
+[B, M]`` as attributes (``None`` otherwise), and move to a device with
+``.to(device)``.
 
 Node features (float32, computed on the LP as given, i.e. after scaling if it
 was scaled); ``deg`` counts nonzeros:
 
 * constraint ``i`` (:data:`C_FEATS` = 3): ``b_i``, ``deg_i / n``,
   ``sum_j A_ij / n`` (row mean of ``A``);
-* variable ``j`` (:data:`V_FEATS` = 3): ``c_j``, ``deg_j / m``,
-  ``sum_i A_ij / m`` (column mean of ``A``).
+* variable ``j`` (:data:`V_FEATS` = 7): ``c_j``, ``deg_j / m``,
+  ``sum_i A_ij / m`` (column mean of ``A``), ``lb_j`` and ``ub_j`` (0 where
+  infinite) and two flags, ``lb_j`` finite and ``ub_j`` finite.
 
-Each edge ``(i, j)`` with ``A_ij != 0`` carries ``edge_attr = [A_ij]``.
+Each edge ``(i, j)`` with ``A_ij != 0`` carries ``edge_attr = [A_ij]``; the
+graph also holds the per-variable ``lb``, ``ub`` (for the output layer).
 """
 
 from __future__ import annotations
@@ -31,52 +38,160 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
 import torch
 from torch.utils.data import Dataset
 from torch_geometric.data import Batch, Data
 
 from kkt_nets.data.lp import LP
+from kkt_nets.duality import finite_or_zero
 
 C_FEATS = 3
 """Number of constraint-node features: ``b_i``, row degree / n, row mean of A."""
-V_FEATS = 3
-"""Number of variable-node features: ``c_j``, column degree / m, column mean of A."""
+V_FEATS = 7
+"""Number of variable-node features: ``c_j``, column degree / m, column mean of
+A, finite ``lb_j``, finite ``ub_j``, and whether each bound is finite."""
 
 LPItem = dict[str, Any]
-"""One :class:`LPDataset` item: ``A, b, c`` tensors and the padding sizes."""
+"""One :class:`LPDataset` item: ``A, b, c, lb, ub`` tensors (labels if any) and
+the padding sizes."""
+
+Labels = Sequence[tuple[np.ndarray, np.ndarray]]
+"""Per instance ``(x_star [n], lam_star [m])``, e.g. HiGHS's solutions."""
 
 
-def _tensors(lp: LP) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """``A, b, c`` of ``lp`` as float32 tensors."""
-    return (
-        torch.as_tensor(lp.A, dtype=torch.float32),
-        torch.as_tensor(lp.b, dtype=torch.float32),
-        torch.as_tensor(lp.c, dtype=torch.float32),
-    )
+def _tensors(lp: LP) -> dict[str, torch.Tensor]:
+    """``A, b, c, lb, ub`` of ``lp`` as float32 tensors (``A`` dense)."""
+    arrays = {"A": lp.dense_A(), "b": lp.b, "c": lp.c, "lb": lp.lb, "ub": lp.ub}
+    return {key: torch.as_tensor(v, dtype=torch.float32) for key, v in arrays.items()}
 
 
-def _pad_dense(
-    As: Sequence[torch.Tensor],
-    bs: Sequence[torch.Tensor],
-    cs: Sequence[torch.Tensor],
-    M: int,
-    N: int,
-) -> tuple[torch.Tensor, ...]:
-    """Zero-pad per-instance ``A, b, c`` to ``[B, M, N], [B, M], [B, N]`` + masks."""
-    B = len(As)
-    A = torch.zeros(B, M, N)
-    b = torch.zeros(B, M)
-    c = torch.zeros(B, N)
-    mask_m = torch.zeros(B, M, dtype=torch.bool)
-    mask_n = torch.zeros(B, N, dtype=torch.bool)
-    for k, (A_k, b_k, c_k) in enumerate(zip(As, bs, cs)):
-        m, n = A_k.shape
-        A[k, :m, :n] = A_k
-        b[k, :m] = b_k
-        c[k, :n] = c_k
-        mask_m[k, :m] = True
-        mask_n[k, :n] = True
-    return A, b, c, mask_m, mask_n
+def _with_labels(
+    items: list[dict[str, torch.Tensor]], lps: Sequence[LP], labels: Labels | None
+) -> list[dict[str, torch.Tensor]]:
+    """Add ``x_star``, ``lam_star`` to each item (checked against its LP)."""
+    if labels is None:
+        return items
+    if len(labels) != len(lps):
+        raise ValueError(f"labels must hold {len(lps)} pairs, got {len(labels)}")
+    for item, lp, (x_star, lam_star) in zip(items, lps, labels):
+        if np.shape(x_star) != (lp.n,) or np.shape(lam_star) != (lp.m,):
+            raise ValueError(
+                f"labels of LP {lp.name!r} must be x_star [{lp.n}] and lam_star "
+                f"[{lp.m}], got {np.shape(x_star)} and {np.shape(lam_star)}"
+            )
+        item["x_star"] = torch.as_tensor(x_star, dtype=torch.float32)
+        item["lam_star"] = torch.as_tensor(lam_star, dtype=torch.float32)
+    return items
+
+
+def _pad(
+    items: Sequence[dict[str, torch.Tensor]], M: int, N: int
+) -> dict[str, torch.Tensor | None]:
+    """Zero-pad per-instance tensors to ``[B, M, N]`` / ``[B, M]`` / ``[B, N]``.
+
+    Returns ``A, b, c, mask_m, mask_n, lb, ub`` and ``x_star``, ``lam_star``
+    (``None`` unless every item has labels); padded bounds are 0.
+    """
+    B = len(items)
+    out: dict[str, torch.Tensor | None] = {
+        "A": torch.zeros(B, M, N),
+        "mask_m": torch.zeros(B, M, dtype=torch.bool),
+        "mask_n": torch.zeros(B, N, dtype=torch.bool),
+    }
+    labelled = all("x_star" in item for item in items)
+    by_rows = ("b", "lam_star") if labelled else ("b",)
+    by_cols = ("c", "lb", "ub", "x_star") if labelled else ("c", "lb", "ub")
+    for key in (*by_rows, *by_cols):
+        out[key] = torch.zeros(B, M if key in by_rows else N)
+    for k, item in enumerate(items):
+        m, n = item["A"].shape
+        out["A"][k, :m, :n] = item["A"]
+        out["mask_m"][k, :m] = True
+        out["mask_n"][k, :n] = True
+        for key in by_rows:
+            out[key][k, :m] = item[key]
+        for key in by_cols:
+            out[key][k, :n] = item[key]
+    out.setdefault("x_star", None)
+    out.setdefault("lam_star", None)
+    return out
+
+
+class _Batch(tuple):
+    """A collated batch: a tuple of the spec's items plus named extras.
+
+    Unpacks like the spec's tuple; ``lb``, ``ub``, ``x_star``, ``lam_star``
+    are attributes.
+    """
+
+    EXTRAS = ("lb", "ub", "x_star", "lam_star")
+
+    def __new__(cls, items: Sequence[Any], **extras: torch.Tensor | None) -> _Batch:
+        """The tuple of ``items`` with the :attr:`EXTRAS` as attributes."""
+        batch = super().__new__(cls, items)
+        for key in cls.EXTRAS:
+            setattr(batch, key, extras.get(key))
+        return batch
+
+    def to(self, device: str | torch.device) -> _Batch:
+        """The batch with every tensor (and PyG batch) on ``device``."""
+        extras = {key: getattr(self, key) for key in self.EXTRAS}
+        extras = {k: None if v is None else v.to(device) for k, v in extras.items()}
+        return type(self)([item.to(device) for item in self], **extras)
+
+    @property
+    def A(self) -> torch.Tensor:
+        """``[B, M, N]`` padded constraint matrices."""
+        return self[1]
+
+    @property
+    def b(self) -> torch.Tensor:
+        """``[B, M]`` right-hand sides."""
+        return self[2]
+
+    @property
+    def c(self) -> torch.Tensor:
+        """``[B, N]`` objectives."""
+        return self[3]
+
+    @property
+    def mask_m(self) -> torch.Tensor:
+        """``[B, M]`` bool, True on real rows."""
+        return self[4]
+
+    @property
+    def mask_n(self) -> torch.Tensor:
+        """``[B, N]`` bool, True on real variables."""
+        return self[5]
+
+
+class LPBatch(_Batch):
+    """``(model_input, A, b, c, mask_m, mask_n)`` with ``lb, ub, x_star, lam_star``."""
+
+    @property
+    def model_input(self) -> torch.Tensor:
+        """``[B, M*N + M + N]`` flat MLP input."""
+        return self[0]
+
+
+class GraphBatch(_Batch):
+    """``(batch_graph, A, b, c, mask_m, mask_n, m_sizes, n_sizes)`` plus extras."""
+
+    @property
+    def batch_graph(self) -> Batch:
+        """The PyG batch of bipartite graphs."""
+        return self[0]
+
+    @property
+    def m_sizes(self) -> torch.Tensor:
+        """``[B]`` long, constraints per graph."""
+        return self[6]
+
+    @property
+    def n_sizes(self) -> torch.Tensor:
+        """``[B]`` long, variables per graph."""
+        return self[7]
 
 
 class LPDataset(Dataset):
@@ -89,6 +204,8 @@ class LPDataset(Dataset):
     max_m, max_n : int, optional
         Padded number of rows / variables; default the largest in ``lps``. Pass
         the training set's sizes to evaluate a trained MLP on another split.
+    labels : sequence of (ndarray, ndarray), optional
+        ``(x_star, lam_star)`` per instance, for a supervised loss term.
 
     Raises
     ------
@@ -99,12 +216,17 @@ class LPDataset(Dataset):
     Notes
     -----
     Item ``i`` is a dict with the unpadded float32 tensors ``"A" [m, n]``,
-    ``"b" [m]``, ``"c" [n]`` and the ints ``"max_m"``, ``"max_n"`` that
+    ``"b" [m]``, ``"c" [n]``, ``"lb"``, ``"ub" [n]`` (and ``"x_star"``,
+    ``"lam_star"`` with labels) and the ints ``"max_m"``, ``"max_n"`` that
     :func:`pad_collate` pads to; use ``DataLoader(ds, collate_fn=pad_collate)``.
     """
 
     def __init__(
-        self, lps: Sequence[LP], max_m: int | None = None, max_n: int | None = None
+        self,
+        lps: Sequence[LP],
+        max_m: int | None = None,
+        max_n: int | None = None,
+        labels: Labels | None = None,
     ) -> None:
         if len(lps) == 0:
             raise ValueError("lps must hold at least one LP")
@@ -121,7 +243,7 @@ class LPDataset(Dataset):
                     f"max_m={self.max_m}, max_n={self.max_n}"
                 )
         self.lps = list(lps)
-        self._data = [_tensors(lp) for lp in self.lps]
+        self._data = _with_labels([_tensors(lp) for lp in self.lps], lps, labels)
 
     @property
     def input_dim(self) -> int:
@@ -133,12 +255,11 @@ class LPDataset(Dataset):
         return len(self._data)
 
     def __getitem__(self, i: int) -> LPItem:
-        """Unpadded ``A, b, c`` of instance ``i`` and the padding sizes."""
-        A, b, c = self._data[i]
-        return {"A": A, "b": b, "c": c, "max_m": self.max_m, "max_n": self.max_n}
+        """Unpadded tensors of instance ``i`` and the padding sizes."""
+        return {**self._data[i], "max_m": self.max_m, "max_n": self.max_n}
 
 
-def pad_collate(items: Sequence[LPItem]) -> tuple[torch.Tensor, ...]:
+def pad_collate(items: Sequence[LPItem]) -> LPBatch:
     """Batch :class:`LPDataset` items, zero-padded to the dataset's ``(M, N)``.
 
     Parameters
@@ -148,6 +269,9 @@ def pad_collate(items: Sequence[LPItem]) -> tuple[torch.Tensor, ...]:
 
     Returns
     -------
+    LPBatch
+        Unpacks as the spec's six items below; ``.lb``, ``.ub`` ``[B, N]``,
+        ``.x_star``, ``.lam_star`` (or ``None``) as attributes.
     model_input : Tensor
         ``[B, M*N + M + N]``: ``cat(vec(A) row-major, b, c)`` of the padded tensors.
     A : Tensor
@@ -172,15 +296,10 @@ def pad_collate(items: Sequence[LPItem]) -> tuple[torch.Tensor, ...]:
     if len(sizes) != 1:
         raise ValueError(f"items come with different padding sizes {sorted(sizes)}")
     ((M, N),) = sizes
-    A, b, c, mask_m, mask_n = _pad_dense(
-        [item["A"] for item in items],
-        [item["b"] for item in items],
-        [item["c"] for item in items],
-        M,
-        N,
-    )
-    model_input = torch.cat([A.reshape(len(items), M * N), b, c], dim=1)
-    return model_input, A, b, c, mask_m, mask_n
+    t = _pad(items, M, N)
+    model_input = torch.cat([t["A"].reshape(len(items), M * N), t["b"], t["c"]], dim=1)
+    spec = (model_input, *(t[key] for key in ("A", "b", "c", "mask_m", "mask_n")))
+    return LPBatch(spec, **{key: t[key] for key in LPBatch.EXTRAS})
 
 
 class BipartiteNodeData(Data):
@@ -198,6 +317,10 @@ class BipartiteNodeData(Data):
         ``[n, V_FEATS]``.
     A, b, c : Tensor, optional
         The dense ``[m, n]``, ``[m]``, ``[n]`` instance, for the loss.
+    lb, ub : Tensor, optional
+        ``[n]`` variable bounds (for the output layer; batched per node).
+    x_star, lam_star : Tensor, optional
+        ``[n]``, ``[m]`` labels, if any (padded by :func:`pad_collate_graphs`).
 
     Notes
     -----
@@ -205,8 +328,8 @@ class BipartiteNodeData(Data):
     batching. When batched, ``edge_index`` row 0 is offset by the number of
     constraint nodes before it and row 1 by the number of variable nodes
     (:meth:`__inc__`). The dense ``A`` of differently sized instances cannot be
-    concatenated, so :func:`pad_collate_graphs` leaves ``A, b, c`` out of the
-    PyG batch and pads them instead.
+    concatenated, so :func:`pad_collate_graphs` leaves ``A, b, c`` and the
+    labels out of the PyG batch and pads them instead.
     """
 
     def __init__(
@@ -218,6 +341,8 @@ class BipartiteNodeData(Data):
         A: torch.Tensor | None = None,
         b: torch.Tensor | None = None,
         c: torch.Tensor | None = None,
+        lb: torch.Tensor | None = None,
+        ub: torch.Tensor | None = None,
     ) -> None:
         super().__init__()
         if constraint_features is None:
@@ -229,6 +354,8 @@ class BipartiteNodeData(Data):
         self.A = A
         self.b = b
         self.c = c
+        self.lb = lb
+        self.ub = ub
         self.num_nodes = constraint_features.size(0) + variable_features.size(0)
 
     def __inc__(self, key: str, value: Any, *args: Any, **kwargs: Any) -> Any:
@@ -252,19 +379,30 @@ def lp_to_graph(lp: LP) -> BipartiteNodeData:
     BipartiteNodeData
         Edges in row-major order of the nonzeros of ``A``.
     """
-    A, b, c = _tensors(lp)
+    t = _tensors(lp)
+    A = t["A"]
     m, n = A.shape
     nonzero = A != 0
     constraint_features = torch.stack(
-        [b, nonzero.sum(dim=1) / n, A.sum(dim=1) / n], dim=1
+        [t["b"], nonzero.sum(dim=1) / n, A.sum(dim=1) / n], dim=1
     )
+    bounds = [finite_or_zero(t["lb"]), finite_or_zero(t["ub"])]
+    finite = [torch.isfinite(t["lb"]).float(), torch.isfinite(t["ub"]).float()]
     variable_features = torch.stack(
-        [c, nonzero.sum(dim=0) / m, A.sum(dim=0) / m], dim=1
+        [t["c"], nonzero.sum(dim=0) / m, A.sum(dim=0) / m, *bounds, *finite], dim=1
     )
     edge_index = nonzero.nonzero().T.contiguous()
     edge_attr = A[edge_index[0], edge_index[1]].unsqueeze(1)
     return BipartiteNodeData(
-        constraint_features, edge_index, edge_attr, variable_features, A, b, c
+        constraint_features,
+        edge_index,
+        edge_attr,
+        variable_features,
+        A,
+        t["b"],
+        t["c"],
+        t["lb"],
+        t["ub"],
     )
 
 
@@ -275,15 +413,21 @@ class GraphDataset(Dataset):
     ----------
     lps : sequence of LP
         The instances.
+    labels : sequence of (ndarray, ndarray), optional
+        ``(x_star, lam_star)`` per instance, for a supervised loss term.
 
     Notes
     -----
     Use ``DataLoader(ds, collate_fn=pad_collate_graphs)``.
     """
 
-    def __init__(self, lps: Sequence[LP]) -> None:
+    def __init__(self, lps: Sequence[LP], labels: Labels | None = None) -> None:
         self.lps = list(lps)
         self._graphs = [lp_to_graph(lp) for lp in self.lps]
+        items = _with_labels([{} for _ in self.lps], self.lps, labels)
+        for graph, item in zip(self._graphs, items):
+            for key, value in item.items():
+                setattr(graph, key, value)
 
     def __len__(self) -> int:
         """Number of instances."""
@@ -294,18 +438,7 @@ class GraphDataset(Dataset):
         return self._graphs[i]
 
 
-def pad_collate_graphs(
-    items: Sequence[BipartiteNodeData],
-) -> tuple[
-    Batch,
-    torch.Tensor,
-    torch.Tensor,
-    torch.Tensor,
-    torch.Tensor,
-    torch.Tensor,
-    torch.Tensor,
-    torch.Tensor,
-]:
+def pad_collate_graphs(items: Sequence[BipartiteNodeData]) -> GraphBatch:
     """Batch graphs with PyG and pad their dense ``A, b, c`` to the batch maximum.
 
     Parameters
@@ -315,10 +448,14 @@ def pad_collate_graphs(
 
     Returns
     -------
+    GraphBatch
+        Unpacks as the spec's eight items below; ``.lb``, ``.ub`` ``[B, N]``,
+        ``.x_star``, ``.lam_star`` (or ``None``) as attributes.
     batch_graph : torch_geometric.data.Batch
         The disjoint union: node features concatenated, ``edge_index`` offset
         per graph, ``constraint_features_batch`` / ``variable_features_batch``
-        the graph of each node; without the dense ``A, b, c``.
+        the graph of each node, per-variable ``lb``, ``ub``; without the dense
+        ``A, b, c`` and labels.
     A : Tensor
         ``[B, M, N]`` with ``M, N`` the largest sizes in the batch.
     b : Tensor
@@ -343,16 +480,21 @@ def pad_collate_graphs(
         raise ValueError("items must hold at least one graph")
     m_sizes = torch.tensor([g.A.shape[0] for g in items], dtype=torch.long)
     n_sizes = torch.tensor([g.A.shape[1] for g in items], dtype=torch.long)
-    A, b, c, mask_m, mask_n = _pad_dense(
-        [g.A for g in items],
-        [g.b for g in items],
-        [g.c for g in items],
+    keys = ("A", "b", "c", "lb", "ub", "x_star", "lam_star")
+    t = _pad(
+        [{key: g[key] for key in keys if key in g} for g in items],
         int(m_sizes.max()),
         int(n_sizes.max()),
     )
     batch_graph = Batch.from_data_list(
         list(items),
         follow_batch=["constraint_features", "variable_features"],
-        exclude_keys=["A", "b", "c"],
+        exclude_keys=["A", "b", "c", "x_star", "lam_star"],
     )
-    return batch_graph, A, b, c, mask_m, mask_n, m_sizes, n_sizes
+    spec = (
+        batch_graph,
+        *(t[key] for key in ("A", "b", "c", "mask_m", "mask_n")),
+        m_sizes,
+        n_sizes,
+    )
+    return GraphBatch(spec, **{key: t[key] for key in GraphBatch.EXTRAS})

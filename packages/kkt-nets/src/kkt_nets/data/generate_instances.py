@@ -5,7 +5,9 @@
 ``kkt-generate ...``) writes
 
 * ``DIR/{train,val,test}/lp_{index:05d}.npz``: the scaled LP (``A``, ``b``,
-  ``c``, ``row_scale``, ``obj_scale``, ``row_kind``, ``name``) and its labels
+  ``c``, ``lb``, ``ub``, ``row_scale``, ``obj_scale``, ``row_kind``, ``name``;
+  bounds on the columns, see :func:`~kkt_nets.data.lp.bounds_to_rows` for the
+  spec's form) and its labels
   (``x_star``, ``lam_star``, ``z_star`` of the scaled LP, ``z_star_original``
   in the original units, ``status``, ``solve_seconds``), plus ``settings``
   (the JSON of family, params and seed that drew it);
@@ -59,8 +61,9 @@ FAMILY_FLAGS: dict[str, type] = {
     "m": int,
     "n": int,
 }
-_ARRAYS = ("A", "b", "c", "row_scale", "x_star", "lam_star")
-_SCALARS = ("obj_scale", "z_star", "z_star_original", "solve_seconds")
+FORMAT = 2
+"""Instance file format: 2 keeps bounds on the columns (``lb``, ``ub``); files
+of format 1 (bounds as rows, no ``lb``/``ub``) still load, as free variables."""
 
 
 def instance_path(root: str | Path, split: str, index: int) -> Path:
@@ -124,9 +127,11 @@ def save_instance(path: str | Path, lp: LP, solution: Solution, settings: str) -
         JSON of the family, params and seed that drew it.
     """
     arrays = {
-        "A": lp.A,
+        "A": lp.dense_A(),
         "b": lp.b,
         "c": lp.c,
+        "lb": lp.lb,
+        "ub": lp.ub,
         "row_scale": lp.row_scale,
         "obj_scale": np.float64(lp.obj_scale),
         "row_kind": np.array(lp.row_kind, dtype=str),
@@ -154,6 +159,8 @@ def _read(path: Path) -> tuple[LP, Solution, str]:
             obj_scale=float(raw["obj_scale"]),
             row_kind=tuple(str(kind) for kind in raw["row_kind"]),
             name=str(raw["name"]),
+            lb=raw.get("lb"),
+            ub=raw.get("ub"),
         )
         solution = Solution(
             x=np.asarray(raw["x_star"], dtype=np.float64),
@@ -339,7 +346,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     except ValueError as exc:
         parser.error(str(exc))
     settings = json.dumps(
-        {"family": args.family, "params": params, "seed": args.seed}, sort_keys=True
+        {
+            "family": args.family,
+            "params": params,
+            "seed": args.seed,
+            "format": FORMAT,
+        },
+        sort_keys=True,
     )
     counts = {split: getattr(args, f"n_{split}") for split in SPLITS}
     jobs = [(split, index) for split in SPLITS for index in range(counts[split])]
@@ -370,6 +383,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         "family": args.family,
         "params": params,
         "seed": args.seed,
+        "format": FORMAT,
         "counts": counts,
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
     }

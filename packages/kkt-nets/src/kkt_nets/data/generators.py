@@ -71,8 +71,14 @@ class Formulation:
     ub: float | None = None
     name: str = ""
 
-    def standardize(self) -> LP:
-        """The LP as ``min c^T x  s.t.  A x <= b`` (see :func:`standardize`).
+    def standardize(self, bounds_as_rows: bool = False) -> LP:
+        """The LP as ``min c^T x  s.t.  A x <= b, lb <= x <= ub``.
+
+        Parameters
+        ----------
+        bounds_as_rows : bool
+            Finite bounds as rows, ``x`` free (the spec's form); see
+            :func:`~kkt_nets.data.lp.standardize`.
 
         Returns
         -------
@@ -90,6 +96,7 @@ class Formulation:
             lb=self.lb,
             ub=self.ub,
             name=self.name,
+            bounds_as_rows=bounds_as_rows,
         )
 
 
@@ -585,7 +592,9 @@ def formulate(family: str, rng: np.random.Generator, **params: Any) -> Formulati
     return replace(GENERATORS[family](rng, **params), name=family)
 
 
-def generate(family: str, rng: np.random.Generator, **params: Any) -> LP:
+def generate(
+    family: str, rng: np.random.Generator, bounds_as_rows: bool = False, **params: Any
+) -> LP:
     """Draw one instance of ``family`` as an unscaled standard-form LP.
 
     Parameters
@@ -593,17 +602,20 @@ def generate(family: str, rng: np.random.Generator, **params: Any) -> LP:
     family : str
         A key of :data:`GENERATORS`.
     rng : numpy.random.Generator
+    bounds_as_rows : bool
+        The ``[0, 1]`` bounds as rows (the spec's form) instead of on the
+        columns.
     **params
         Family parameters (see :func:`family_params`).
 
     Returns
     -------
     LP
-        ``min c^T x  s.t.  A x <= b``, named ``family``.
+        ``min c^T x  s.t.  A x <= b, lb <= x <= ub``, named ``family``.
 
     Raises
     ------
     ValueError
         Unknown family, unknown parameter name or invalid value.
     """
-    return formulate(family, rng, **params).standardize()
+    return formulate(family, rng, **params).standardize(bounds_as_rows)

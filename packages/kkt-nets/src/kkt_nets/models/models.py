@@ -1,22 +1,27 @@
 """The two networks: :class:`KKTNetMLP` (flat input) and :class:`GNNPolicy` (graph).
 
 Both predict a primal ``x`` and a dual ``lambda`` for ``min c^T x  s.t.
-A x <= b`` and are trained on the KKT residuals (:func:`kkt_loss`); the JEPA
-projector/predictor heads and embedding methods are the spec's, verbatim.
-The training loop turns either output into one ``y_pred [B, N + M] =
-cat(x_pad, lam_pad)`` (the MLP's forward already has that form; the GNN's
-per-node outputs go through :func:`nodes_to_padded`).
+A x <= b,  lb <= x <= ub`` through the same output layer
+(:mod:`~kkt_nets.models.output_layer`): ``x`` inside its bounds by
+construction, ``lambda >= 0`` through a softplus; both standardise their
+inputs with training-set statistics (:class:`FeatureNormalizer`, fitted by
+``fit_normalization``). The JEPA projector/predictor heads and embedding
+methods are the spec's, verbatim. The training loop turns either output into
+one ``y_pred [B, N + M] = cat(x_pad, lam_pad)`` (the MLP's forward already has
+that form; the GNN's per-node outputs go through :func:`nodes_to_padded`).
 """
 
 from __future__ import annotations
 
 from argparse import Namespace
+from collections.abc import Iterable
 
 import torch
 from torch import nn
 
-from kkt_nets.data.datasets import C_FEATS, V_FEATS
+from kkt_nets.data.datasets import C_FEATS, V_FEATS, GraphBatch, LPBatch
 from kkt_nets.models.bipartite_conv import BipartiteGraphConvolution
+from kkt_nets.models.output_layer import FeatureNormalizer, bounded_primal, dual_output
 
 
 class KKTNetMLP(nn.Module):
@@ -38,8 +43,10 @@ class KKTNetMLP(nn.Module):
 
     Notes
     -----
-    ``head_lam`` is a plain linear layer: the raw ``lambda`` may be negative and
-    the dual-feasibility term of the loss penalises that.
+    The flat input is standardised by ``input_norm`` (a
+    :class:`FeatureNormalizer`) before the trunk; ``x`` goes through
+    :func:`bounded_primal` with the bounds given to :meth:`forward` and
+    ``lambda`` through a softplus.
     """
 
     def __init__(self, m: int, n: int, hidden: int = 256, num_layers: int = 3) -> None:
@@ -51,6 +58,7 @@ class KKTNetMLP(nn.Module):
             raise ValueError(f"num_layers must be at least 1, got {num_layers!r}")
         self.m = m
         self.n = n
+        self.input_norm = FeatureNormalizer(m * n + m + n)
         layers: list[nn.Module] = [nn.Linear(m * n + m + n, hidden), nn.SELU()]
         for _ in range(num_layers - 1):
             layers += [nn.Linear(hidden, hidden), nn.SELU()]
@@ -66,25 +74,37 @@ class KKTNetMLP(nn.Module):
         self.head_x = nn.Linear(hidden, n)
         self.head_lam = nn.Linear(hidden, m)
 
-    def forward(self, flat_input: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self,
+        flat_input: torch.Tensor,
+        lb: torch.Tensor | None = None,
+        ub: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         """Predicted ``y_pred [B, n + m] = cat(x, lambda)``.
 
         Parameters
         ----------
         flat_input : Tensor
             ``[B, m*n + m + n]`` from :func:`~kkt_nets.data.datasets.pad_collate`.
+        lb, ub : Tensor, optional
+            ``[B, n]`` variable bounds (``None``: free).
 
         Returns
         -------
         Tensor
-            ``[B, n + m]``.
+            ``[B, n + m]``, ``lb <= x <= ub`` and ``lambda >= 0``.
         """
-        h = self.net(flat_input)
-        return torch.cat([self.head_x(h), self.head_lam(h)], dim=-1)
+        h = self.encode_trunk(flat_input)
+        x = bounded_primal(self.head_x(h), lb, ub)
+        return torch.cat([x, dual_output(self.head_lam(h))], dim=-1)
 
     def encode_trunk(self, flat_input: torch.Tensor) -> torch.Tensor:
-        """Trunk features ``[B, hidden]`` of the flat input."""
-        return self.net(flat_input)  # [B, hidden]
+        """Trunk features ``[B, hidden]`` of the (standardised) flat input."""
+        return self.net(self.input_norm(flat_input))  # [B, hidden]
+
+    def fit_normalization(self, batches: Iterable[LPBatch]) -> None:
+        """Fit ``input_norm`` to the flat inputs of ``batches`` (a training set)."""
+        self.input_norm.fit(torch.cat([batch.model_input for batch in batches]))
 
     def jepa_embed(self, flat_input: torch.Tensor) -> torch.Tensor:
         """L2-normalised JEPA embedding ``[B, proj_dim]`` (trunk, then projector)."""
@@ -109,12 +129,15 @@ class GNNPolicy(nn.Module):
 
     Notes
     -----
-    Constraint and variable features (:data:`~kkt_nets.data.datasets.C_FEATS`,
-    :data:`~kkt_nets.data.datasets.V_FEATS`) are embedded by two-layer MLPs;
-    each round updates constraints from variables, then variables from
-    constraints, with :class:`BipartiteGraphConvolution` layers (each embeds
-    the edge value ``A_ij`` itself). Heads act per node: ``x`` on variables,
-    ``lambda`` on constraints through a softplus, so ``lambda >= 0``.
+    Constraint and variable features (:data:`~kkt_nets.data.datasets.C_FEATS`:
+    ``b``, degree, row mean; :data:`~kkt_nets.data.datasets.V_FEATS`: ``c``,
+    degree, column mean, bounds) are standardised with training-set statistics
+    and embedded by two-layer MLPs. Each round updates constraints from
+    variables, then variables from constraints, with
+    :class:`BipartiteGraphConvolution` layers (edge feature: the coefficient
+    ``A_ij``), each as a residual update followed by a ``LayerNorm``. Heads act
+    per node: ``x`` on variables through :func:`bounded_primal` (inside the
+    variable's bounds), ``lambda`` on constraints through a softplus.
     """
 
     def __init__(self, args: Namespace) -> None:
@@ -124,28 +147,33 @@ class GNNPolicy(nn.Module):
             if not isinstance(value, int) or value < 1:
                 raise ValueError(f"args.{label} must be a positive int, got {value!r}")
         d = args.embedding_size
+        self.cons_norm = FeatureNormalizer(C_FEATS)
+        self.var_norm = FeatureNormalizer(V_FEATS)
         self.cons_embedding = nn.Sequential(
-            nn.Linear(C_FEATS, d), nn.ReLU(), nn.Linear(d, d), nn.ReLU()
+            nn.Linear(C_FEATS, d), nn.ReLU(), nn.Linear(d, d)
         )
         self.var_embedding = nn.Sequential(
-            nn.Linear(V_FEATS, d), nn.ReLU(), nn.Linear(d, d), nn.ReLU()
+            nn.Linear(V_FEATS, d), nn.ReLU(), nn.Linear(d, d)
         )
-        self.convs_v_to_c = nn.ModuleList(
-            BipartiteGraphConvolution(d) for _ in range(args.gnn_layers)
-        )
-        self.convs_c_to_v = nn.ModuleList(
-            BipartiteGraphConvolution(d) for _ in range(args.gnn_layers)
-        )
+        layers = range(args.gnn_layers)
+        self.convs_v_to_c = nn.ModuleList(BipartiteGraphConvolution(d) for _ in layers)
+        self.convs_c_to_v = nn.ModuleList(BipartiteGraphConvolution(d) for _ in layers)
+        self.norms_c = nn.ModuleList(nn.LayerNorm(d) for _ in layers)
+        self.norms_v = nn.ModuleList(nn.LayerNorm(d) for _ in layers)
         self.head_x = nn.Sequential(nn.Linear(d, d), nn.ReLU(), nn.Linear(d, 1))
-        self.head_lam = nn.Sequential(
-            nn.Linear(d, d), nn.ReLU(), nn.Linear(d, 1), nn.Softplus()
-        )
+        self.head_lam = nn.Sequential(nn.Linear(d, d), nn.ReLU(), nn.Linear(d, 1))
         # Projectors
         self.jepa_proj_v = nn.Sequential(nn.Linear(d, d), nn.ReLU(), nn.Linear(d, d))
         self.jepa_proj_c = nn.Sequential(nn.Linear(d, d), nn.ReLU(), nn.Linear(d, d))
         # Predictors (online only)
         self.jepa_pred_v = nn.Sequential(nn.Linear(d, d), nn.ReLU(), nn.Linear(d, d))
         self.jepa_pred_c = nn.Sequential(nn.Linear(d, d), nn.ReLU(), nn.Linear(d, d))
+
+    def fit_normalization(self, batches: Iterable[GraphBatch]) -> None:
+        """Fit the node-feature normalizers to the graphs of ``batches``."""
+        graphs = [batch.batch_graph for batch in batches]
+        self.cons_norm.fit(torch.cat([g.constraint_features for g in graphs]))
+        self.var_norm.fit(torch.cat([g.variable_features for g in graphs]))
 
     def encode(
         self,
@@ -175,11 +203,13 @@ class GNNPolicy(nn.Module):
             ``[n_v, d]``.
         """
         reversed_edge_indices = torch.stack([edge_indices[1], edge_indices[0]])
-        c = self.cons_embedding(constraint_features)
-        v = self.var_embedding(variable_features)
-        for conv_v_to_c, conv_c_to_v in zip(self.convs_v_to_c, self.convs_c_to_v):
-            c = conv_v_to_c(v, reversed_edge_indices, edge_features, c)
-            v = conv_c_to_v(c, edge_indices, edge_features, v)
+        c = self.cons_embedding(self.cons_norm(constraint_features))
+        v = self.var_embedding(self.var_norm(variable_features))
+        for conv_v_to_c, conv_c_to_v, norm_c, norm_v in zip(
+            self.convs_v_to_c, self.convs_c_to_v, self.norms_c, self.norms_v
+        ):
+            c = norm_c(c + conv_v_to_c(v, reversed_edge_indices, edge_features, c))
+            v = norm_v(v + conv_c_to_v(c, edge_indices, edge_features, v))
         return c, v
 
     def forward(
@@ -188,20 +218,30 @@ class GNNPolicy(nn.Module):
         edge_indices: torch.Tensor,
         edge_features: torch.Tensor,
         variable_features: torch.Tensor,
+        lb: torch.Tensor | None = None,
+        ub: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Per-node predictions (arguments as in :meth:`encode`).
+
+        Parameters
+        ----------
+        constraint_features, edge_indices, edge_features, variable_features
+            As in :meth:`encode`.
+        lb, ub : Tensor, optional
+            ``[n_v]`` variable bounds (``None``: free).
 
         Returns
         -------
         x_nodes : Tensor
-            ``[n_v]``, one primal value per variable node.
+            ``[n_v]``, one primal value per variable node, inside its bounds.
         lam_nodes : Tensor
             ``[n_c]``, one non-negative dual per constraint node.
         """
         c, v = self.encode(
             constraint_features, edge_indices, edge_features, variable_features
         )
-        return self.head_x(v).squeeze(-1), self.head_lam(c).squeeze(-1)
+        x = bounded_primal(self.head_x(v).squeeze(-1), lb, ub)
+        return x, dual_output(self.head_lam(c).squeeze(-1))
 
     def jepa_embed_nodes(
         self,
