@@ -231,7 +231,11 @@ def test_load_split_needs_a_complete_dataset(tmp_path):
         ([*ARGS, "--n-train", "-1"], "must be a non-negative integer"),
         ([*ARGS, "--nodes", "5"], "--nodes does not apply to set_cover"),
         ([*ARGS, "--density", "2"], "density must be in (0, 1], got 2.0"),
-        ([*ARGS, "--rows", "ten"], "invalid int value"),
+        ([*ARGS, "--rows", "ten"], "must be an integer or a range LO:HI"),
+        ([*ARGS, "--rows", "9:3"], "a range must be LO:HI with 0 < LO <= HI"),
+        ([*ARGS, "--rows", "40000", "--cols", "40000"], "GB, more than the"),
+        ([*ARGS, "--rows", "20000", "--cols", "20000"], "or --rows / --cols"),
+        ([*ARGS, "--n-train", "1000000000000"], "reduce --n-train"),
         ([*ARGS, "--seed", "x"], "must be a non-negative integer, got x"),
         ([*ARGS, "--out", "{out}", "--affinity", "2"], "--affinity does not apply"),
     ],
@@ -252,3 +256,52 @@ def test_out_is_required(capsys):
         gi.main(["--family", "set_cover"])
     assert exit_info.value.code == 2
     assert "required: --out" in capsys.readouterr().err
+
+
+def test_size_ranges_draw_each_instance_its_own_size(tmp_path):
+    gi.main(
+        [
+            *("--family", "independent_set", "--nodes", "10:30", "--affinity", "2"),
+            *("--n-train", "12", "--n-val", "1", "--n-test", "1"),
+            *("--seed", "3", "--out", str(tmp_path), "--quiet"),
+        ]
+    )
+    meta = json.loads((tmp_path / "meta.json").read_text())
+    assert meta["params"]["nodes"] == [10, 30]
+    sizes = [lp.n for lp, _ in gi.load_split(tmp_path, "train")]
+    assert all(10 <= n <= 30 for n in sizes) and len(set(sizes)) > 3
+    # the same instance as drawing its size first from its own generator
+    rng = gi.instance_rng(3, "train", 0)
+    nodes = int(rng.integers(10, 31))
+    expected = scale(generate("independent_set", rng, nodes=nodes, affinity=2))
+    np.testing.assert_array_equal(gi.load_split(tmp_path, "train")[0][0].A, expected.A)
+
+
+def test_out_that_is_a_file_is_refused(tmp_path, capsys):
+    target = tmp_path / "file"
+    target.write_text("")
+    with pytest.raises(SystemExit):
+        run(target)
+    assert "is a file" in capsys.readouterr().err
+
+
+def test_bounds_are_stored_on_the_columns_and_old_files_load_as_free(tmp_path):
+    run(tmp_path)
+    lp, _ = gi.load_instance(gi.instance_path(tmp_path, "train", 0))
+    np.testing.assert_array_equal(lp.lb, 0.0)
+    np.testing.assert_array_equal(lp.ub, 1.0)
+    meta = json.loads((tmp_path / "meta.json").read_text())
+    assert meta["format"] == gi.FORMAT == 2
+    with np.load(gi.instance_path(tmp_path, "train", 0)) as data:
+        old = {key: data[key] for key in data.files if key not in ("lb", "ub")}
+    np.savez(tmp_path / "old.npz", **old)
+    old_lp, _ = gi.load_instance(tmp_path / "old.npz")
+    assert np.isinf(old_lp.lb).all() and np.isinf(old_lp.ub).all()
+
+
+def test_a_truncated_meta_json_is_named(tmp_path):
+    run(tmp_path)
+    meta = tmp_path / "meta.json"
+    meta.write_text(meta.read_text()[:20])
+    with pytest.raises(ValueError, match=r"meta\.json: not a valid dataset"):
+        gi.load_split(tmp_path, "train")

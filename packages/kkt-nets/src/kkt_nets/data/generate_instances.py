@@ -16,8 +16,13 @@
 
 Instance ``index`` of ``split`` is drawn from ``SeedSequence(seed,
 spawn_key=(split number, index, attempt))``, so a seed gives the same
-instances whatever the counts. An instance HiGHS finds infeasible or
-unbounded is rejected with a message and drawn again (next ``attempt``).
+instances whatever the counts. An integer size flag may be a range ``LO:HI``
+(``--items 20:60``): each instance then draws its own value uniformly from it
+(first, from its own generator), so one dataset mixes sizes. Sizes that cannot
+fit in memory, or datasets that cannot fit on the disk, are refused before
+anything is written (the message names the flags and the estimate). An
+instance HiGHS finds infeasible or unbounded is rejected with a message and
+drawn again (next ``attempt``).
 Files are written to a temporary name then renamed; a re-run keeps every
 valid file drawn with the same settings and redoes missing, corrupted or
 foreign ones.
@@ -27,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import sys
 import zipfile
 from collections.abc import Callable, Sequence
@@ -38,14 +44,27 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from kkt_nets.data.generators import GENERATORS, family_params, generate
+from kkt_nets.data.generators import GENERATORS, family_params, family_shape, generate
 from kkt_nets.data.lp import LP, scale
 from kkt_nets.data.solve import LPError, Solution, solve
 from kkt_nets.io import atomic_write
+from kkt_nets.resources import check_memory
 
 SPLITS = ("train", "val", "test")
 MAX_ATTEMPTS = 10
 # CLI flag (without dashes, underscores for hyphens) -> type of a family parameter
+SIZE_FLAGS = (
+    "rows",
+    "cols",
+    "items",
+    "bids",
+    "customers",
+    "facilities",
+    "nodes",
+    "m",
+    "n",
+)
+"""Integer size flags that also take a range ``LO:HI`` (each instance draws)."""
 FAMILY_FLAGS: dict[str, type] = {
     "rows": int,
     "cols": int,
@@ -61,6 +80,8 @@ FAMILY_FLAGS: dict[str, type] = {
     "m": int,
     "n": int,
 }
+# an instance's files and its generation hold this many copies of a dense A
+GENERATION_COPIES = 6
 FORMAT = 2
 """Instance file format: 2 keeps bounds on the columns (``lb``, ``ub``); files
 of format 1 (bounds as rows, no ``lb``/``ub``) still load, as free variables."""
@@ -234,7 +255,8 @@ def load_split(root: str | Path, split: str) -> list[tuple[LP, Solution]]:
     Raises
     ------
     ValueError
-        Unknown split, or a corrupted instance file.
+        Unknown split, a corrupted ``meta.json`` or instance file (the message
+        names the file).
     FileNotFoundError
         If ``meta.json`` or an instance file is missing.
     """
@@ -243,7 +265,12 @@ def load_split(root: str | Path, split: str) -> list[tuple[LP, Solution]]:
     meta_path = Path(root) / "meta.json"
     if not meta_path.is_file():
         raise FileNotFoundError(f"{meta_path} not found: not a complete dataset")
-    count = int(json.loads(meta_path.read_text())["counts"][split])
+    try:
+        count = int(json.loads(meta_path.read_text())["counts"][split])
+    except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+        raise ValueError(
+            f"{meta_path}: not a valid dataset description ({exc})"
+        ) from exc
     instances = []
     for index in range(count):
         path = instance_path(root, split, index)
@@ -262,6 +289,33 @@ def _is_cached(path: Path, settings: str) -> bool:
         return False
 
 
+def resolve_params(
+    params: dict[str, Any], rng: np.random.Generator | None = None, end: int = 1
+) -> dict[str, Any]:
+    """Family parameters with each range ``[lo, hi]`` replaced by one value.
+
+    Parameters
+    ----------
+    params : dict
+        Parameters; a range is a two-element list ``[lo, hi]``.
+    rng : numpy.random.Generator, optional
+        Draws each range uniformly in ``lo..hi``; without it, ``end`` picks
+        ``lo`` (0) or ``hi`` (1).
+    end : int
+
+    Returns
+    -------
+    dict
+    """
+    resolved = {}
+    for key, value in params.items():
+        if isinstance(value, list):
+            lo, hi = value
+            value = int(rng.integers(lo, hi + 1)) if rng is not None else value[end]
+        resolved[key] = value
+    return resolved
+
+
 def _draw_and_solve(
     family: str,
     params: dict[str, Any],
@@ -273,7 +327,8 @@ def _draw_and_solve(
     name = f"{family}/{split}/{index:05d}"
     for attempt in range(MAX_ATTEMPTS):
         rng = instance_rng(seed, split, index, attempt)
-        lp = replace(scale(generate(family, rng, **params)), name=name)
+        drawn = resolve_params(params, rng)
+        lp = replace(scale(generate(family, rng, **drawn)), name=name)
         try:
             return lp, solve(lp)
         except LPError as exc:
@@ -304,8 +359,64 @@ def build_parser() -> argparse.ArgumentParser:
         "family parameters (each applies to the families that take it)"
     )
     for flag, kind in FAMILY_FLAGS.items():
-        group.add_argument(f"--{flag.replace('_', '-')}", type=kind, default=None)
+        group.add_argument(
+            f"--{flag.replace('_', '-')}",
+            type=_size if flag in SIZE_FLAGS else kind,
+            default=None,
+            help="an integer or a range LO:HI" if flag in SIZE_FLAGS else None,
+        )
     return parser
+
+
+def _size(text: str) -> int | list[int]:
+    """An integer size, or a range ``LO:HI`` as ``[LO, HI]``."""
+    try:
+        parts = [int(part) for part in text.split(":")]
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(
+            f"must be an integer or a range LO:HI, got {text!r}"
+        ) from error
+    if len(parts) == 1:
+        return parts[0]
+    if len(parts) != 2 or not 0 < parts[0] <= parts[1]:
+        raise argparse.ArgumentTypeError(
+            f"a range must be LO:HI with 0 < LO <= HI, got {text!r}"
+        )
+    return parts
+
+
+def check_sizes(args: argparse.Namespace, params: dict[str, Any]) -> None:
+    """Refuse instances that cannot fit in memory or datasets that cannot fit on disk.
+
+    Raises
+    ------
+    MemoryError
+        If one instance (dense ``A`` and its copies while it is generated and
+        solved) would not fit in the memory available.
+    ValueError
+        If the dataset files would not fit on the disk of ``--out``.
+    """
+    rows, cols = family_shape(args.family, **resolve_params(params, end=1))
+    flags = " / ".join(
+        f"--{flag.replace('_', '-')}" for flag in SIZE_FLAGS if flag in params
+    )
+    check_memory(
+        GENERATION_COPIES * 8 * rows * cols,
+        f"one {rows} x {cols} {args.family} instance",
+        flags,
+    )
+    per_file = 8 * (rows * cols + 3 * rows + 5 * cols) + 4096
+    count = sum(getattr(args, f"n_{split}") for split in SPLITS)
+    folder = args.out
+    while not folder.exists():
+        folder = folder.parent
+    free = shutil.disk_usage(folder).free
+    if count * per_file > free:
+        raise ValueError(
+            f"{count:,} instances of up to {rows} x {cols} would take about "
+            f"{count * per_file / 1e9:.1f} GB, more than the {free / 1e9:.1f} GB "
+            f"free under {args.out}: reduce --n-train / --n-val / --n-test or {flags}"
+        )
 
 
 def _count(text: str) -> int:
@@ -341,9 +452,16 @@ def main(argv: Sequence[str] | None = None) -> None:
             f"(it takes {takes})"
         )
     params = {**allowed, **given}
+    if args.out.exists() and not args.out.is_dir():
+        parser.error(f"--out {args.out} is a file, not a folder")
     try:  # check the values before writing anything
-        generate(args.family, np.random.default_rng(0), **params)
-    except ValueError as exc:
+        check_sizes(args, params)
+        ranged = any(isinstance(value, list) for value in params.values())
+        for end in (0, 1) if ranged else (1,):
+            generate(
+                args.family, np.random.default_rng(0), **resolve_params(params, end=end)
+            )
+    except (ValueError, MemoryError) as exc:
         parser.error(str(exc))
     settings = json.dumps(
         {
@@ -355,7 +473,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         sort_keys=True,
     )
     counts = {split: getattr(args, f"n_{split}") for split in SPLITS}
-    jobs = [(split, index) for split in SPLITS for index in range(counts[split])]
+    total = sum(counts.values())
+    jobs = ((split, index) for split in SPLITS for index in range(counts[split]))
     written = rejected = 0
 
     def report(message: str) -> None:
@@ -367,7 +486,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         (args.out / split).mkdir(parents=True, exist_ok=True)
     # until every file is in place the directory is not a complete dataset
     (args.out / "meta.json").unlink(missing_ok=True)
-    for split, index in tqdm(jobs, desc=f"{args.family}", disable=args.quiet):
+    for split, index in tqdm(
+        jobs, desc=f"{args.family}", total=total, disable=args.quiet
+    ):
         path = instance_path(args.out, split, index)
         if _is_cached(path, settings):
             continue
@@ -391,7 +512,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     atomic_write(args.out / "meta.json", lambda handle: handle.write(text.encode()))
     if not args.quiet:
         print(
-            f"{args.out}: {written} solved, {len(jobs) - written} cached, "
+            f"{args.out}: {written} solved, {total - written} cached, "
             f"{rejected} rejected"
         )
 

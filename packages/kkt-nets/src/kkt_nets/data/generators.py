@@ -562,6 +562,38 @@ def family_params(family: str) -> dict[str, Any]:
     }
 
 
+def family_shape(family: str, **params: Any) -> tuple[int, int]:
+    """Upper bounds on the rows and the columns of an instance of ``family``.
+
+    Rows of the standard form (equalities count twice, bounds on the columns),
+    before any instance is drawn, so a size that cannot fit is refused early.
+
+    Parameters
+    ----------
+    family : str
+        A key of :data:`GENERATORS`.
+    **params
+        Family parameters (defaults filled in for those not given).
+
+    Returns
+    -------
+    (int, int)
+        ``(max rows, columns)``.
+    """
+    p = {**family_params(family), **params}
+    if family == "set_cover":
+        return int(p["rows"]), int(p["cols"])
+    if family == "combinatorial_auction":  # items held, then one per XOR group
+        return int(p["items"]) + int(p["bids"]), int(p["bids"])
+    if family == "facility_location":
+        pairs = int(p["customers"]) * int(p["facilities"])
+        rows = int(p["facilities"]) + pairs + 1 + 2 * int(p["customers"])
+        return rows, pairs + int(p["facilities"])
+    if family == "independent_set":
+        return int(p["nodes"]) * (1 + int(p["affinity"])), int(p["nodes"])
+    return int(p["m"]), int(p["n"])
+
+
 def formulate(family: str, rng: np.random.Generator, **params: Any) -> Formulation:
     """Draw one instance of ``family`` in its natural form.
 
