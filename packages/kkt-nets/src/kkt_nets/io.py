@@ -67,3 +67,36 @@ def remove_stale_temporaries(folder: str | os.PathLike) -> list[Path]:
     for path in stale:
         path.unlink(missing_ok=True)
     return stale
+
+
+def check_output_file(path: str | os.PathLike, flag: str) -> Path:
+    """Refuse an output file path that cannot be written, before any work.
+
+    Creates the folder if missing and probes it with an empty file.
+
+    Parameters
+    ----------
+    path : str or PathLike
+    flag : str
+        The option that named it (for the message).
+
+    Returns
+    -------
+    Path
+
+    Raises
+    ------
+    ValueError
+        If ``path`` is a folder or its folder cannot be created or written.
+    """
+    target = Path(path)
+    if target.is_dir():
+        raise ValueError(f"{flag} {target} is a folder; give a file name")
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as error:
+        raise ValueError(f"{flag} {target} cannot be written: {error}") from error
+    return target

@@ -553,7 +553,7 @@ def check_args(args: argparse.Namespace) -> None:
 
 
 def resolve_device(devices: str) -> str:
-    """``cpu``, or ``cuda:N`` for an index; warns loudly when CUDA is absent.
+    """``cpu``, or ``cuda:N`` for ``N``, ``cuda:N`` or ``cuda``; warns without CUDA.
 
     Raises
     ------
@@ -562,7 +562,8 @@ def resolve_device(devices: str) -> str:
     """
     if devices == "cpu":
         return "cpu"
-    first = str(devices).split(",")[0].strip().removeprefix("cuda:")
+    first = str(devices).split(",")[0].strip()
+    first = "0" if first == "cuda" else first.removeprefix("cuda:")
     if not first.isdigit():
         raise ValueError(f"--devices must be 'cpu' or a CUDA index, got {devices!r}")
     if not torch.cuda.is_available():
