@@ -552,7 +552,7 @@ def check_args(args: argparse.Namespace) -> None:
         raise ValueError("--supervised_weight needs --loss certificate")
 
 
-def resolve_device(devices: str) -> str:
+def resolve_device(devices: str, flag: str = "--devices") -> str:
     """``cpu``, or ``cuda:N`` for ``N``, ``cuda:N`` or ``cuda``; warns without CUDA.
 
     Raises
@@ -565,10 +565,10 @@ def resolve_device(devices: str) -> str:
     first = str(devices).split(",")[0].strip()
     first = "0" if first == "cuda" else first.removeprefix("cuda:")
     if not first.isdigit():
-        raise ValueError(f"--devices must be 'cpu' or a CUDA index, got {devices!r}")
+        raise ValueError(f"{flag} must be 'cpu' or a CUDA index, got {devices!r}")
     if not torch.cuda.is_available():
         message = (
-            f"--devices {devices} asks for CUDA but torch sees no CUDA device "
+            f"{flag} {devices} asks for CUDA but torch sees no CUDA device "
             f"(torch {torch.__version__}); running on the CPU"
         )
         warnings.warn(message, RuntimeWarning, stacklevel=2)
@@ -576,7 +576,7 @@ def resolve_device(devices: str) -> str:
         return "cpu"
     if int(first) >= torch.cuda.device_count():
         raise ValueError(
-            f"--devices {devices}: only {torch.cuda.device_count()} CUDA device(s)"
+            f"{flag} {devices}: only {torch.cuda.device_count()} CUDA device(s)"
         )
     return f"cuda:{first}"
 

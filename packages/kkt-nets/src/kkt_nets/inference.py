@@ -1,0 +1,127 @@
+"""Trained networks at inference: load a checkpoint, predict for a list of LPs.
+
+Shared by the evaluation (:mod:`kkt_nets.evaluate`) and the solver
+(:mod:`kkt_nets.solver`). Predictions come back in the form of the LPs given
+(bounds on the columns), whatever form the network was trained in: a network
+trained with ``--bounds_as_rows`` sees each LP with its bounds as rows, and
+only the duals of the LP's own rows are kept (the bound duals follow from
+them in closed form).
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+
+from kkt_nets.data.datasets import (
+    GraphDataset,
+    LPDataset,
+    pad_collate,
+    pad_collate_graphs,
+)
+from kkt_nets.data.lp import LP, bounds_to_rows
+from kkt_nets.train import build_model, load_checkpoint, predict, to_device
+
+
+def load_trained(
+    path: str | Path, device: str = "cpu"
+) -> tuple[torch.nn.Module, argparse.Namespace]:
+    """The model of a checkpoint (in eval mode, on ``device``) and its arguments.
+
+    Raises
+    ------
+    ValueError
+        If the checkpoint cannot be read or does not match its own arguments
+        (the message names the file).
+    """
+    checkpoint = load_checkpoint(Path(path))
+    args = argparse.Namespace(**checkpoint["args"])
+    model = build_model(args, args.max_m, args.max_n)
+    try:
+        model.load_state_dict(checkpoint["model"])
+    except RuntimeError as error:
+        raise ValueError(
+            f"checkpoint {path} does not fit its model: {error}"
+        ) from error
+    return model.to(device).eval(), args
+
+
+def check_takes(args: argparse.Namespace, lps: Sequence[LP], checkpoint: str) -> None:
+    """Refuse LPs the checkpoint's model cannot take (the MLP's fixed size).
+
+    Raises
+    ------
+    ValueError
+        Naming the checkpoint, its size and the first LP that does not fit.
+    """
+    if args.use_bipartite_graphs:
+        return
+    for lp in lps:
+        m = lp.m + (np.isfinite(lp.lb).sum() + np.isfinite(lp.ub).sum()) * bool(
+            args.bounds_as_rows
+        )
+        if m > args.max_m or lp.n > args.max_n:
+            raise ValueError(
+                f"checkpoint {checkpoint} is an MLP for LPs of at most "
+                f"{args.max_m} rows x {args.max_n} variables; LP {lp.name!r} has "
+                f"{m} x {lp.n}: use a GNN checkpoint (any size) or none (cold PDHG)"
+            )
+
+
+@torch.no_grad()
+def predict_all(
+    model: torch.nn.Module,
+    lps: Sequence[LP],
+    args: argparse.Namespace,
+    batch_size: int = 64,
+    device: str = "cpu",
+) -> tuple[list[np.ndarray], list[np.ndarray], float]:
+    """Primal and dual predictions per instance, and the inference seconds.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        From :func:`load_trained`.
+    lps : sequence of LP
+        Scaled LPs, bounds on the columns.
+    args : argparse.Namespace
+        The checkpoint's arguments.
+    batch_size : int
+    device : str
+
+    Returns
+    -------
+    xs, lams : list of ndarray
+        ``[n]`` and ``[m]`` per LP (in the LP's scaled units).
+    seconds : float
+        Collation, transfer and forward passes of all batches (synchronised).
+    """
+    network_lps = [bounds_to_rows(lp)[0] for lp in lps] if args.bounds_as_rows else lps
+    if args.use_bipartite_graphs:
+        dataset, collate = GraphDataset(network_lps), pad_collate_graphs
+    else:
+        dataset = LPDataset(network_lps, max_m=args.max_m, max_n=args.max_n)
+        collate = pad_collate
+    loader = DataLoader(dataset, batch_size=batch_size, collate_fn=collate)
+    outputs = []
+    started = time.perf_counter()
+    for batch in loader:
+        batch = to_device(batch, device)
+        outputs.append((predict(model, batch).cpu(), batch.c.shape[1]))
+    if str(device).startswith("cuda"):
+        torch.cuda.synchronize()
+    seconds = time.perf_counter() - started
+    xs: list[np.ndarray] = []
+    lams: list[np.ndarray] = []
+    for y_pred, n_pad in outputs:
+        for row in y_pred.double().numpy():
+            lp = lps[len(xs)]
+            xs.append(row[: lp.n])
+            lams.append(row[n_pad : n_pad + lp.m])
+    return xs, lams, seconds
