@@ -96,6 +96,10 @@ def test_evaluate_cli_reports_prediction_refinement_and_highs(
     for peer in ("highs_simplex", "highs_pdlp"):
         assert summary[peer]["seconds"] > 0 and summary[peer]["failures"] == 0
     assert summary["ratios"]["predict_refine_over_highs_simplex"] > 0
+    spread = summary["embedding"]
+    assert 0 < spread["mean_std"] < 1 and spread[
+        "reference_isotropic"
+    ] == pytest.approx(1 / np.sqrt(spread["dim"]))
     direct = evaluate(runs[model] / "best.pt", data, highs_pdlp=False)
     assert "highs_pdlp" not in direct
     assert direct["prediction"]["objective_gap"] == pytest.approx(

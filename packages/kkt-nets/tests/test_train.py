@@ -185,6 +185,21 @@ def test_cli_reports_a_missing_dataset(tmp_path, capsys):
     assert "meta.json" in capsys.readouterr().err
 
 
+def test_read_curve_gives_one_point_per_epoch(data_dir, tmp_path):
+    train(parse(data_dir, tmp_path, "--epochs", "3", "--penalty_schedule", "adaptive"))
+    curve = train_module.read_curve(tmp_path / "metrics.jsonl")
+    assert curve["epoch"] == [0, 1, 2]
+    assert curve["seconds"] == sorted(curve["seconds"]) and curve["seconds"][0] > 0
+    records = [r for r in read_metrics(tmp_path) if "val/loss" in r]
+    assert curve["val_loss"] == [r["val/loss"] for r in records]
+    # the adaptive schedule only ever raises the penalty, from --penalty 1
+    assert curve["penalty"][0] == 1.0
+    assert curve["penalty"] == sorted(curve["penalty"])
+    (tmp_path / "metrics.jsonl").write_text("{not json\n")
+    with pytest.raises(ValueError, match=r"metrics\.jsonl:1 is not JSON"):
+        train_module.read_curve(tmp_path / "metrics.jsonl")
+
+
 def test_an_existing_run_needs_resume_or_overwrite(data_dir, tmp_path):
     train(parse(data_dir, tmp_path, "--epochs", "1"))
     lines = len(read_metrics(tmp_path))

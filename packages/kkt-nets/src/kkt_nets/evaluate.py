@@ -24,15 +24,23 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
+from kkt_nets.data.datasets import (
+    GraphDataset,
+    LPDataset,
+    pad_collate,
+    pad_collate_graphs,
+)
 from kkt_nets.data.generate_instances import SPLITS, load_split
-from kkt_nets.data.lp import LP
+from kkt_nets.data.lp import LP, bounds_to_rows
 from kkt_nets.data.solve import LPError, Solution, solve
 from kkt_nets.inference import load_trained, predict_all
 from kkt_nets.io import atomic_write, check_output_file
@@ -69,6 +77,43 @@ def instance_metrics(
         "max_violation": lp.max_violation(x),
         "dual_bound_gap": (z_star - bound) / scale,
         "duality_gap": abs(lp.objective(x) - bound) / scale,
+    }
+
+
+@torch.no_grad()
+def embedding_spread(
+    model: torch.nn.Module, lps: Sequence[LP], args: argparse.Namespace
+) -> dict[str, Any]:
+    """Embedding-collapse statistic of the JEPA embedding on ``lps``.
+
+    The standard deviation across inputs of each dimension of the
+    L2-normalised JEPA embedding (``jepa_embed`` of the MLP per instance;
+    ``jepa_embed_nodes`` of the GNN per variable node), averaged over the
+    ``D`` dimensions: ``1 / sqrt(D)`` for an isotropic embedding, 0 for a
+    collapsed one.
+
+    Returns
+    -------
+    dict
+        ``dim``, ``reference_isotropic`` and ``mean_std``.
+    """
+    lps = [bounds_to_rows(lp)[0] for lp in lps] if args.bounds_as_rows else lps
+    if args.use_bipartite_graphs:
+        dataset = GraphDataset(lps)
+        graph = pad_collate_graphs([dataset[i] for i in range(len(lps))]).batch_graph
+        _, z = model.jepa_embed_nodes(
+            graph.constraint_features,
+            graph.edge_index,
+            graph.edge_attr,
+            graph.variable_features,
+        )
+    else:
+        dataset = LPDataset(lps, max_m=args.max_m, max_n=args.max_n)
+        z = model.jepa_embed(pad_collate([dataset[i] for i in range(len(dataset))])[0])
+    return {
+        "dim": z.shape[1],
+        "reference_isotropic": 1.0 / math.sqrt(z.shape[1]),
+        "mean_std": float(z.std(dim=0).mean()),
     }
 
 
@@ -140,9 +185,9 @@ def evaluate(
     dict
         ``prediction`` (per-metric mean / median / max and ms per instance),
         ``refined`` and ``cold`` (PDHG statuses, iterations, gaps, seconds),
-        ``highs_simplex`` and ``highs_pdlp`` (seconds), and ``ratios``
-        (median warm / cold iterations, predict + refine time over each
-        HiGHS time).
+        ``highs_simplex`` and ``highs_pdlp`` (seconds), ``ratios`` (median
+        warm / cold iterations, predict + refine time over each HiGHS time)
+        and ``embedding`` (:func:`embedding_spread`).
     """
     if split not in SPLITS:
         raise ValueError(f"--split must be one of {SPLITS}, got {split!r}")
@@ -184,6 +229,7 @@ def evaluate(
         "refined": _pdhg_summary(lps, labels, warm, warm_seconds),
         "cold": _pdhg_summary(lps, labels, cold, cold_seconds),
         "highs_simplex": time_highs(lps, "simplex", None),
+        "embedding": embedding_spread(model, lps, args),
     }
     pipeline = predict_seconds + warm_seconds
     ratios = {

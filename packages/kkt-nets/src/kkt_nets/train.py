@@ -134,6 +134,44 @@ class MetricsLogger:
             self.run.finish()
 
 
+def read_curve(metrics: Path) -> dict[str, list[float]]:
+    """Per-epoch curves from a run's ``metrics.jsonl`` (see :class:`MetricsLogger`).
+
+    Parameters
+    ----------
+    metrics : Path
+
+    Returns
+    -------
+    dict
+        ``epoch``, ``seconds`` (cumulative training time), ``train_loss``,
+        ``val_loss`` and ``penalty``, one entry per epoch.
+
+    Raises
+    ------
+    ValueError
+        If a line is not JSON (the message names the file and line).
+    """
+    curve: dict[str, list[float]] = {
+        key: [] for key in ("epoch", "seconds", "train_loss", "val_loss", "penalty")
+    }
+    elapsed = 0.0
+    for number, line in enumerate(metrics.read_text().splitlines(), start=1):
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as error:
+            raise ValueError(f"{metrics}:{number} is not JSON: {error}") from error
+        if "val/loss" not in record:
+            continue
+        elapsed += record["epoch_seconds"]
+        curve["epoch"].append(int(record["epoch"]))
+        curve["seconds"].append(elapsed)
+        curve["train_loss"].append(record["train/epoch_loss"])
+        curve["val_loss"].append(record["val/loss"])
+        curve["penalty"].append(record.get("penalty", math.nan))
+    return curve
+
+
 class TrainingState:
     """Step and epoch counters shared by the loop, logging and checkpoints.
 
