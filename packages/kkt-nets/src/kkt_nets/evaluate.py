@@ -177,6 +177,7 @@ def evaluate(
     tol: float = 1e-4,
     max_iter: int = 100_000,
     highs_pdlp: bool = True,
+    check_every: int = 64,
 ) -> dict[str, Any]:
     """Metrics of ``checkpoint`` on ``data_dir/split`` and the comparisons.
 
@@ -202,7 +203,12 @@ def evaluate(
         instance_metrics(lp, label, x, lam)
         for lp, label, x, lam in zip(lps, labels, xs, lams, strict=True)
     ]
-    settings = {"tol": tol, "max_iter": max_iter, "device": device}
+    settings = {
+        "tol": tol,
+        "max_iter": max_iter,
+        "device": device,
+        "check_every": check_every,
+    }
     started = time.perf_counter()
     warm = pdhg_solve(lps, xs, lams, **settings)
     warm_seconds = time.perf_counter() - started
@@ -221,6 +227,7 @@ def evaluate(
         "jepa_mode": args.jepa_mode if args.use_jepa else None,
         "device": device,
         "tol": tol,
+        "check_every": check_every,
         "prediction": {
             **{key: _stats([r[key] for r in rows]) for key in rows[0]},
             "seconds": predict_seconds,
@@ -293,6 +300,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--tol", type=float, default=1e-4, help="PDHG tolerance")
     parser.add_argument("--max_iter", type=int, default=100_000)
     parser.add_argument(
+        "--check_every", type=int, default=64, help="PDHG iterations between checks"
+    )
+    parser.add_argument(
         "--no_highs_pdlp", action="store_true", help="skip HiGHS's PDLP timing"
     )
     parser.add_argument("--out", type=Path, default=None, help="JSON results")
@@ -311,6 +321,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             args.tol,
             args.max_iter,
             not args.no_highs_pdlp,
+            args.check_every,
         )
     except (ValueError, FileNotFoundError, OSError) as error:
         parser.error(str(error))

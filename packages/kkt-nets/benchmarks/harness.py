@@ -1,0 +1,92 @@
+"""Recording for the kkt-nets benchmarks: run information, results, figures.
+
+One results schema: ``{"benchmark", "created", "run": run_info(), "settings",
+"results"}``, written atomically as ``<stem>.json`` next to ``<stem>.png``.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import json
+import os
+import platform
+import subprocess
+import sys
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from kkt_nets.io import atomic_write
+
+VERSIONED = ("kkt-nets", "torch", "torch_geometric", "highspy", "numpy", "scipy")
+
+
+def log(message: str) -> None:
+    """A progress line on stderr (flushed)."""
+    print(message, file=sys.stderr, flush=True)
+
+
+def _git(*command: str) -> str | None:
+    """Stdout of a git command run next to this file (``None`` if it failed)."""
+    try:
+        done = subprocess.run(
+            ["git", *command],
+            capture_output=True,
+            text=True,
+            cwd=Path(__file__).resolve().parent,
+            check=False,
+        )
+    except OSError:
+        return None
+    return done.stdout.rstrip() if done.returncode == 0 else None
+
+
+def run_info() -> dict[str, Any]:
+    """Versions, machine, load, torch threads, device and git state of this run."""
+    versions = {"python": platform.python_version()}
+    for name in VERSIONED:
+        try:
+            versions[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            versions[name] = "not installed"
+    modified = _git("status", "--porcelain", "--", "../src")
+    return {
+        "versions": versions,
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+        "load_average_1_5_15": list(os.getloadavg()),
+        "platform": platform.platform(),
+        "git_commit": _git("rev-parse", "HEAD"),
+        "src_modified": None if modified is None else modified.splitlines(),
+    }
+
+
+def write_results(
+    out_dir: Path,
+    stem: str,
+    settings: dict[str, Any],
+    results: Any,
+    plot: Callable[[Any, Path], None],
+) -> Path:
+    """Write ``<stem>.json`` (one schema) and ``<stem>.png`` (``plot``) atomically.
+
+    Returns
+    -------
+    Path
+        The JSON file.
+    """
+    payload = {
+        "benchmark": stem,
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        "run": run_info(),
+        "settings": settings,
+        "results": results,
+    }
+    text = json.dumps(payload, indent=1, default=str) + "\n"
+    path = atomic_write(out_dir / f"{stem}.json", lambda h: h.write(text.encode()))
+    plot(results, out_dir / f"{stem}.png")
+    return path
