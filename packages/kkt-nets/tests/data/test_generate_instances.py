@@ -275,12 +275,15 @@ def test_size_ranges_draw_each_instance_its_own_size(tmp_path):
     np.testing.assert_array_equal(gi.load_split(tmp_path, "train")[0][0].A, expected.A)
 
 
-def test_out_that_is_a_file_is_refused(tmp_path, capsys):
+def test_out_that_is_a_file_or_below_one_is_refused(tmp_path, capsys):
     target = tmp_path / "file"
     target.write_text("")
     with pytest.raises(SystemExit):
         run(target)
     assert "is a file" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        run(target / "below")
+    assert "cannot be written" in capsys.readouterr().err
 
 
 def test_bounds_are_stored_on_the_columns_and_old_files_load_as_free(tmp_path):

@@ -47,7 +47,7 @@ from tqdm import tqdm
 from kkt_nets.data.generators import GENERATORS, family_params, family_shape, generate
 from kkt_nets.data.lp import LP, scale
 from kkt_nets.data.solve import LPError, Solution, solve
-from kkt_nets.io import atomic_write
+from kkt_nets.io import atomic_write, check_output_file
 from kkt_nets.resources import check_memory
 
 SPLITS = ("train", "val", "test")
@@ -482,8 +482,12 @@ def main(argv: Sequence[str] | None = None) -> None:
         rejected += 1
         tqdm.write(message, file=sys.stderr)
 
-    for split in SPLITS:
-        (args.out / split).mkdir(parents=True, exist_ok=True)
+    try:
+        for split in SPLITS:
+            (args.out / split).mkdir(parents=True, exist_ok=True)
+            check_output_file(args.out / split / "lp_00000.npz", "--out")
+    except (OSError, ValueError) as exc:
+        parser.error(f"--out {args.out} cannot be written: {exc}")
     # until every file is in place the directory is not a complete dataset
     (args.out / "meta.json").unlink(missing_ok=True)
     for split, index in tqdm(
