@@ -285,8 +285,8 @@ def format_summary(summary: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def main(argv: Sequence[str] | None = None) -> None:
-    """Console entry point ``kkt-evaluate``."""
+def build_parser() -> argparse.ArgumentParser:
+    """The command line of ``kkt-evaluate``."""
     parser = argparse.ArgumentParser(
         prog="kkt-evaluate",
         description=__doc__.split("\n\n")[0],
@@ -306,6 +306,12 @@ def main(argv: Sequence[str] | None = None) -> None:
         "--no_highs_pdlp", action="store_true", help="skip HiGHS's PDLP timing"
     )
     parser.add_argument("--out", type=Path, default=None, help="JSON results")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Console entry point ``kkt-evaluate``."""
+    parser = build_parser()
     args = parser.parse_args(argv)
     try:
         if args.out is not None:

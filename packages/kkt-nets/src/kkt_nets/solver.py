@@ -302,12 +302,8 @@ def read_problem(path: Path) -> Problem:
     )
 
 
-def main(argv: Sequence[str] | None = None) -> None:
-    """Console entry point ``kkt-solve``.
-
-    Exits 0 when the LP is solved to optimality, 1 otherwise (the JSON is
-    written either way), 2 on bad input.
-    """
+def build_parser() -> argparse.ArgumentParser:
+    """The command line of ``kkt-solve``."""
     parser = argparse.ArgumentParser(
         prog="kkt-solve",
         description="Solve an LP (MPS/LP file or .npz of linprog arrays): network "
@@ -322,6 +318,16 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--device", default="cpu", help="cpu or cuda[:N]")
     parser.add_argument("--out", type=Path, default=None, help="result JSON")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Console entry point ``kkt-solve``.
+
+    Exits 0 when the LP is solved to optimality, 1 otherwise (the JSON is
+    written either way), 2 on bad input.
+    """
+    parser = build_parser()
     args = parser.parse_args(argv)
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     try:
