@@ -200,6 +200,13 @@ def test_read_curve_gives_one_point_per_epoch(data_dir, tmp_path):
         train_module.read_curve(tmp_path / "metrics.jsonl")
 
 
+def test_cosine_schedule_decays_the_learning_rate_per_epoch(data_dir, tmp_path):
+    train(parse(data_dir, tmp_path, "--epochs", "4", "--lr_schedule", "cosine"))
+    lrs = [r["lr"] for r in read_metrics(tmp_path) if "lr" in r]
+    expected = [0.5e-3 * (1 + math.cos(math.pi * e / 4)) for e in range(4)]
+    assert lrs == pytest.approx(expected)
+
+
 def test_an_existing_run_needs_resume_or_overwrite(data_dir, tmp_path):
     train(parse(data_dir, tmp_path, "--epochs", "1"))
     lines = len(read_metrics(tmp_path))

@@ -396,6 +396,16 @@ def train_epoch(
     return total / max(batches, 1)
 
 
+def learning_rate(args: argparse.Namespace, epoch: int) -> float:
+    """The learning rate of ``epoch``: ``--lr``, or its cosine decay over ``--epochs``.
+
+    A function of the epoch alone, so a resumed run follows the same schedule.
+    """
+    if args.lr_schedule == "constant":
+        return args.lr
+    return 0.5 * args.lr * (1 + math.cos(math.pi * epoch / args.epochs))
+
+
 def kkt_weights(args: argparse.Namespace) -> dict[str, float]:
     """The spec's four :func:`kkt_loss` weights from the flags."""
     return {
@@ -464,6 +474,12 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--epochs", type=int, default=30)
     t.add_argument("--batch_size", type=int, default=8)
     t.add_argument("--lr", type=float, default=1e-3)
+    t.add_argument(
+        "--lr_schedule",
+        choices=["constant", "cosine"],
+        default="constant",
+        help="cosine: decay --lr to 0 over --epochs (per epoch)",
+    )
     t.add_argument("--weight_decay", type=_non_negative, default=0.0)
     t.add_argument(
         "--loss",
@@ -830,6 +846,8 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
             # shuffles and JEPA masks seeded by (seed, epoch): resuming is exact
             train_loader.generator.manual_seed(args.seed + epoch)
             torch.manual_seed(args.seed + epoch)
+            for group in optimizer.param_groups:
+                group["lr"] = learning_rate(args, epoch)
             started = time.perf_counter()
             train_loss = train_epoch(
                 model=model,
@@ -852,6 +870,7 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
                     "train/epoch_loss": train_loss,
                     "epoch_seconds": time.perf_counter() - started,
                     "penalty": training_state.penalty,
+                    "lr": optimizer.param_groups[0]["lr"],
                     **{f"val/{k}": v for k, v in val.items()},
                 }
             )
