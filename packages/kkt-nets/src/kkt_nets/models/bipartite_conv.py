@@ -75,20 +75,30 @@ class BipartiteGraphConvolution(MessagePassing):
         Tensor
             ``[n_target, emb_size]``.
         """
+        # the linear maps act on nodes, then their results are gathered per
+        # edge (one d x d product per edge, in the message MLP, instead of four)
+        source = torch.cat(
+            [self.lin_source(source_features), self.lin_value(source_features)], -1
+        )
         aggregated = self.propagate(
             edge_index,
             size=(source_features.size(0), target_features.size(0)),
-            x=(source_features, target_features),
+            source=(source, None),
+            target=(None, self.lin_target(target_features)),
             edge_attr=edge_attr,
         )
         return self.output_module(torch.cat([aggregated, target_features], dim=-1))
 
     def message(
-        self, x_i: torch.Tensor, x_j: torch.Tensor, edge_attr: torch.Tensor
+        self, target_i: torch.Tensor, source_j: torch.Tensor, edge_attr: torch.Tensor
     ) -> torch.Tensor:
-        """Message ``m_ij`` from source ``j`` to target ``i`` along each edge."""
-        pre = self.lin_target(x_i) + self.lin_edge(edge_attr) + self.lin_source(x_j)
-        return self.message_mlp(pre) + edge_attr * self.lin_value(x_j)
+        """Message ``m_ij`` from source ``j`` to target ``i`` along each edge.
+
+        ``target_i`` is ``W_t h_i``; ``source_j`` is ``[W_s h_j, W_v h_j]``.
+        """
+        projected, value = source_j.chunk(2, dim=-1)
+        pre = target_i + self.lin_edge(edge_attr) + projected
+        return self.message_mlp(pre) + edge_attr * value
 
     def __repr__(self) -> str:
         """``BipartiteGraphConvolution(emb_size)``."""
