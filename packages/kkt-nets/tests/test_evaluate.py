@@ -36,6 +36,8 @@ def test_metrics_are_in_original_units():
     assert bound <= z_star + 1e-9
     assert got["objective_gap"] == pytest.approx(want_gap, rel=1e-9)
     assert got["max_violation"] == pytest.approx(want_violation, rel=1e-9)
+    # the cover rows are 0/1 with rhs 1: the relative violation is the same
+    assert got["row_relative_violation"] == pytest.approx(max(0, cover_violation))
     assert got["dual_bound_gap"] == pytest.approx(
         (z_star - bound) / max(1.0, abs(z_star)), rel=1e-9
     )

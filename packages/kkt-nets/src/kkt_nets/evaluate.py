@@ -67,7 +67,9 @@ def instance_metrics(
     dict
         ``objective_gap``, ``max_violation``, ``dual_bound_gap`` and
         ``duality_gap`` (``|c^T x - g(lambda)| / max(1, |z*|)``), in original
-        units.
+        units, and ``row_relative_violation``: the largest violation of a row
+        divided by the row's largest coefficient or right-hand side (the
+        scaled LP's units, comparable across rows and families).
     """
     z_star = label.z / lp.obj_scale
     scale = max(1.0, abs(z_star))
@@ -75,6 +77,7 @@ def instance_metrics(
     return {
         "objective_gap": abs(lp.objective(x) - z_star) / scale,
         "max_violation": lp.max_violation(x),
+        "row_relative_violation": float(np.max(lp.A @ x - lp.b, initial=0.0)),
         "dual_bound_gap": (z_star - bound) / scale,
         "duality_gap": abs(lp.objective(x) - bound) / scale,
     }
