@@ -109,9 +109,10 @@ def markdown(records: Sequence[dict[str, Any]]) -> str:
     """The README table: one row per evaluation (test, then out of distribution)."""
     lines = [
         "| run | LPs | raw gap (median) | raw max violation (median) | raw "
-        "row-relative violation (median) | dual-bound gap (median) | refined optimal | refined gap to HiGHS (max) | PDHG "
-        "iterations warm / cold (median) | warm / cold (median ratio) | time / "
-        "HiGHS simplex | time / HiGHS PDLP |",
+        "row-relative violation (median) | dual-bound gap (median) | refined "
+        "optimal | refined gap to HiGHS (max) | PDHG iterations warm / cold "
+        "(median) | warm / cold (median ratio) | time / HiGHS simplex | time / "
+        "HiGHS PDLP |",
         "|---" * 12 + "|",
     ]
     for record in records:
