@@ -23,6 +23,6 @@ def test_benchmark_quick_mode_writes_its_results(tmp_path):
     for record in results["families"]:
         assert record["test"]["refined"]["optimal"] == record["test"]["instances"]
         assert "ood" in record
-    assert len(results["losses"]) == 6 and len(results["jepa"]) == 3
+    assert len(results["losses"]) == 7 and len(results["jepa"]) == 3
     assert (tmp_path / "kkt.png").stat().st_size > 10_000
     assert "| set_cover |" in done.stdout

@@ -108,10 +108,12 @@ def test_without_jepa_same_seed_same_losses(data_dir, tmp_path):
 
 
 def test_resume_restores_model_optimizer_epoch_and_target(data_dir, tmp_path):
+    # a constant rate: the cosine schedule depends on --epochs, which differs
+    constant = ("--lr_schedule", "constant")
     full = tmp_path / "full"
-    train(parse(data_dir, full, "--use_jepa", "--epochs", "3"))
+    train(parse(data_dir, full, "--use_jepa", "--epochs", "3", *constant))
     part = tmp_path / "part"
-    train(parse(data_dir, part, "--use_jepa", "--epochs", "2"))
+    train(parse(data_dir, part, "--use_jepa", "--epochs", "2", *constant))
     resumed = train(
         parse(
             data_dir,
@@ -121,6 +123,7 @@ def test_resume_restores_model_optimizer_epoch_and_target(data_dir, tmp_path):
             "3",
             "--resume",
             str(part / "last.pt"),
+            *constant,
         )
     )
     assert resumed["epochs_run"] == 1 and resumed["steps"] == 9
@@ -192,8 +195,8 @@ def test_read_curve_gives_one_point_per_epoch(data_dir, tmp_path):
     assert curve["seconds"] == sorted(curve["seconds"]) and curve["seconds"][0] > 0
     records = [r for r in read_metrics(tmp_path) if "val/loss" in r]
     assert curve["val_loss"] == [r["val/loss"] for r in records]
-    # the adaptive schedule only ever raises the penalty, from --penalty 1
-    assert curve["penalty"][0] == 1.0
+    # the adaptive schedule only ever raises the penalty, from --penalty (3)
+    assert curve["penalty"][0] == 3.0
     assert curve["penalty"] == sorted(curve["penalty"])
     (tmp_path / "metrics.jsonl").write_text("{not json\n")
     with pytest.raises(ValueError, match=r"metrics\.jsonl:1 is not JSON"):
@@ -229,7 +232,9 @@ def test_out_dir_is_checked_before_any_work(data_dir, tmp_path):
 
 
 def test_resume_takes_the_new_learning_rate(data_dir, tmp_path):
-    train(parse(data_dir, tmp_path, "--epochs", "1", "--lr", "1e-3"))
+    constant = ("--lr_schedule", "constant")
+    train(parse(data_dir, tmp_path, "--epochs", "1", "--lr", "1e-3", *constant))
+    last = str(tmp_path / "last.pt")
     train(
         parse(
             data_dir,
@@ -239,7 +244,8 @@ def test_resume_takes_the_new_learning_rate(data_dir, tmp_path):
             "--lr",
             "5e-4",
             "--resume",
-            str(tmp_path / "last.pt"),
+            last,
+            *constant,
         )
     )
     ckpt = load_checkpoint(tmp_path / "last.pt")

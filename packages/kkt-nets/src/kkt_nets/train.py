@@ -472,12 +472,12 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--gnn_layers", type=int, default=4, help="message passes")
     t = parser.add_argument_group("training")
     t.add_argument("--epochs", type=int, default=30)
-    t.add_argument("--batch_size", type=int, default=8)
+    t.add_argument("--batch_size", type=int, default=16)
     t.add_argument("--lr", type=float, default=1e-3)
     t.add_argument(
         "--lr_schedule",
         choices=["constant", "cosine"],
-        default="constant",
+        default="cosine",
         help="cosine: decay --lr to 0 over --epochs (per epoch)",
     )
     t.add_argument("--weight_decay", type=_non_negative, default=0.0)
@@ -497,7 +497,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument(
         "--penalty",
         type=_non_negative,
-        default=1.0,
+        default=3.0,
         help="certificate loss: weight of the primal and dual residuals",
     )
     t.add_argument(
