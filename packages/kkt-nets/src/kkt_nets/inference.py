@@ -103,8 +103,8 @@ def predict_all(
         Collation, transfer and forward passes of all batches (synchronised).
     """
     network_lps = [bounds_to_rows(lp)[0] for lp in lps] if args.bounds_as_rows else lps
-    if args.use_bipartite_graphs:
-        dataset, collate = GraphDataset(network_lps), pad_collate_graphs
+    if args.use_bipartite_graphs:  # a forward pass needs no dense A
+        dataset, collate = GraphDataset(network_lps, dense=False), pad_collate_graphs
     else:
         dataset = LPDataset(network_lps, max_m=args.max_m, max_n=args.max_n)
         collate = pad_collate
@@ -113,7 +113,8 @@ def predict_all(
     started = time.perf_counter()
     for batch in loader:
         batch = to_device(batch, device)
-        outputs.append((predict(model, batch).cpu(), batch.c.shape[1]))
+        n_pad = int(batch[-1].max()) if args.use_bipartite_graphs else batch.c.shape[1]
+        outputs.append((predict(model, batch).cpu(), n_pad))
     if str(device).startswith("cuda"):
         torch.cuda.synchronize()
     seconds = time.perf_counter() - started

@@ -192,3 +192,23 @@ def test_graph_loader_and_empty_batch():
     assert len(batches) == 2 and batches[0][0].num_graphs == 2
     with pytest.raises(ValueError, match="at least one"):
         pad_collate_graphs([])
+
+
+def test_graphs_of_sparse_lps_stay_sparse_for_inference(monkeypatch):
+    import scipy.sparse as sp
+
+    from kkt_nets.data import lp as lp_module
+
+    rng = np.random.default_rng(7)
+    dense = random_sparse_lp(rng, 6, 5)
+    sparse = LP(A=sp.csr_array(dense.A), b=dense.b, c=dense.c, lb=dense.lb, ub=dense.ub)
+    g_dense, g_sparse = lp_to_graph(dense), lp_to_graph(sparse, dense=False)
+    for key in ("constraint_features", "variable_features", "edge_index", "edge_attr"):
+        assert torch.equal(g_dense[key], g_sparse[key]), key
+    assert "A" not in g_sparse
+    monkeypatch.setattr(lp_module, "DENSE_LIMIT", 10)  # as if A were huge
+    with pytest.raises(ValueError, match="a dense A would need"):
+        lp_to_graph(sparse)
+    batch = pad_collate_graphs([lp_to_graph(sparse, dense=False)] * 2)
+    assert batch.A is None and batch.n_sizes.tolist() == [5, 5]
+    assert batch.batch_graph.variable_features.shape == (10, V_FEATS)

@@ -43,8 +43,7 @@ import torch
 from torch.utils.data import Dataset
 from torch_geometric.data import Batch, Data
 
-from kkt_nets.data.lp import LP
-from kkt_nets.duality import finite_or_zero
+from kkt_nets.data.lp import LP, nonzeros
 
 C_FEATS = 3
 """Number of constraint-node features: ``b_i``, row degree / n, row mean of A."""
@@ -138,7 +137,8 @@ class _Batch(tuple):
         """The batch with every tensor (and PyG batch) on ``device``."""
         extras = {key: getattr(self, key) for key in self.EXTRAS}
         extras = {k: None if v is None else v.to(device) for k, v in extras.items()}
-        return type(self)([item.to(device) for item in self], **extras)
+        items = [None if item is None else item.to(device) for item in self]
+        return type(self)(items, **extras)
 
     @property
     def A(self) -> torch.Tensor:
@@ -367,42 +367,50 @@ class BipartiteNodeData(Data):
         return super().__inc__(key, value, *args, **kwargs)
 
 
-def lp_to_graph(lp: LP) -> BipartiteNodeData:
+def lp_to_graph(lp: LP, dense: bool = True) -> BipartiteNodeData:
     """The bipartite graph of ``lp`` with the node features of this module.
 
     Parameters
     ----------
     lp : LP
+        Dense or sparse ``A``; the features come from its nonzeros.
+    dense : bool
+        Also attach the dense ``A, b, c`` the losses need (training); without
+        them a graph of a large sparse LP stays sparse (inference).
 
     Returns
     -------
     BipartiteNodeData
         Edges in row-major order of the nonzeros of ``A``.
     """
-    t = _tensors(lp)
-    A = t["A"]
-    m, n = A.shape
-    nonzero = A != 0
-    constraint_features = torch.stack(
-        [t["b"], nonzero.sum(dim=1) / n, A.sum(dim=1) / n], dim=1
-    )
-    bounds = [finite_or_zero(t["lb"]), finite_or_zero(t["ub"])]
-    finite = [torch.isfinite(t["lb"]).float(), torch.isfinite(t["ub"]).float()]
-    variable_features = torch.stack(
-        [t["c"], nonzero.sum(dim=0) / m, A.sum(dim=0) / m, *bounds, *finite], dim=1
-    )
-    edge_index = nonzero.nonzero().T.contiguous()
-    edge_attr = A[edge_index[0], edge_index[1]].unsqueeze(1)
+    m, n = lp.m, lp.n
+    rows, cols, values = nonzeros(lp.A)
+    row_degree = np.bincount(rows, minlength=m) / n
+    col_degree = np.bincount(cols, minlength=n) / m
+    row_mean = np.bincount(rows, weights=values, minlength=m) / n
+    col_mean = np.bincount(cols, weights=values, minlength=n) / m
+    lb, ub = np.isfinite(lp.lb), np.isfinite(lp.ub)
+    constraint = np.stack([lp.b, row_degree, row_mean], axis=1)
+    variable = np.stack(
+        [lp.c, col_degree, col_mean, np.where(lb, lp.lb, 0.0), np.where(ub, lp.ub, 0.0),
+         lb, ub],
+        axis=1,
+    )  # fmt: skip
+    t = _tensors(lp) if dense else {}
+
+    def f32(array: np.ndarray) -> torch.Tensor:
+        return torch.as_tensor(array, dtype=torch.float32)
+
     return BipartiteNodeData(
-        constraint_features,
-        edge_index,
-        edge_attr,
-        variable_features,
-        A,
-        t["b"],
-        t["c"],
-        t["lb"],
-        t["ub"],
+        f32(constraint),
+        torch.as_tensor(np.stack([rows, cols])),
+        f32(values[:, None]),
+        f32(variable),
+        t.get("A"),
+        t.get("b"),
+        t.get("c"),
+        f32(lp.lb),
+        f32(lp.ub),
     )
 
 
@@ -415,15 +423,19 @@ class GraphDataset(Dataset):
         The instances.
     labels : sequence of (ndarray, ndarray), optional
         ``(x_star, lam_star)`` per instance, for a supervised loss term.
+    dense : bool
+        Attach the dense ``A, b, c`` the losses need (see :func:`lp_to_graph`).
 
     Notes
     -----
     Use ``DataLoader(ds, collate_fn=pad_collate_graphs)``.
     """
 
-    def __init__(self, lps: Sequence[LP], labels: Labels | None = None) -> None:
+    def __init__(
+        self, lps: Sequence[LP], labels: Labels | None = None, dense: bool = True
+    ) -> None:
         self.lps = list(lps)
-        self._graphs = [lp_to_graph(lp) for lp in self.lps]
+        self._graphs = [lp_to_graph(lp, dense) for lp in self.lps]
         items = _with_labels([{} for _ in self.lps], self.lps, labels)
         for graph, item in zip(self._graphs, items):
             for key, value in item.items():
@@ -475,21 +487,32 @@ def pad_collate_graphs(items: Sequence[BipartiteNodeData]) -> GraphBatch:
     ------
     ValueError
         If ``items`` is empty.
+
+    Notes
+    -----
+    Graphs built with ``dense=False`` give ``None`` for ``A, b, c, mask_m,
+    mask_n`` and the extras (enough for a forward pass).
     """
     if len(items) == 0:
         raise ValueError("items must hold at least one graph")
-    m_sizes = torch.tensor([g.A.shape[0] for g in items], dtype=torch.long)
-    n_sizes = torch.tensor([g.A.shape[1] for g in items], dtype=torch.long)
-    keys = ("A", "b", "c", "lb", "ub", "x_star", "lam_star")
-    t = _pad(
-        [{key: g[key] for key in keys if key in g} for g in items],
-        int(m_sizes.max()),
-        int(n_sizes.max()),
+    m_sizes = torch.tensor(
+        [g.constraint_features.size(0) for g in items], dtype=torch.long
+    )
+    n_sizes = torch.tensor(
+        [g.variable_features.size(0) for g in items], dtype=torch.long
     )
     batch_graph = Batch.from_data_list(
         list(items),
         follow_batch=["constraint_features", "variable_features"],
         exclude_keys=["A", "b", "c", "x_star", "lam_star"],
+    )
+    if any("A" not in g for g in items):  # graphs without dense data: inference
+        return GraphBatch((batch_graph, *[None] * 5, m_sizes, n_sizes))
+    keys = ("A", "b", "c", "lb", "ub", "x_star", "lam_star")
+    t = _pad(
+        [{key: g[key] for key in keys if key in g} for g in items],
+        int(m_sizes.max()),
+        int(n_sizes.max()),
     )
     spec = (
         batch_graph,
