@@ -22,7 +22,8 @@ def test_benchmark_quick_mode_writes_its_results(tmp_path):
     assert [r["label"] for r in results["families"]] == ["set_cover", "independent_set"]
     for record in results["families"]:
         assert record["test"]["refined"]["optimal"] == record["test"]["instances"]
-        assert "ood" in record
+        assert list(record["ood"]) == ["larger"]
+        assert record["test_strict"]["tol"] == 1e-5
     assert len(results["losses"]) == 7 and len(results["jepa"]) == 3
     assert (tmp_path / "kkt.png").stat().st_size > 10_000
     assert "| set_cover |" in done.stdout
