@@ -38,7 +38,7 @@ from pathlib import Path
 
 import torch
 from harness import log, write_results
-from kkt_lib import goals, make_dataset, markdown, plot, run
+from kkt_lib import ablation_markdown, goals, make_dataset, markdown, plot, run
 
 from kkt_nets.evaluate import evaluate
 
@@ -182,7 +182,7 @@ def main() -> int:
             f"iterations median {strict['iterations']['median']:.0f}"
         )
     print(markdown([results["mlp"]]))
-    print(markdown(results["losses"] + results["jepa"]))
+    print(ablation_markdown(results["losses"] + results["jepa"]))
     print(json.dumps(results["goals"], indent=1))
     log(f"wrote {path}")
     if args.work_dir is None:

@@ -145,6 +145,27 @@ def markdown(records: Sequence[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def ablation_markdown(records: Sequence[dict[str, Any]]) -> str:
+    """The ablation table: raw accuracy, training cost and embedding spread."""
+    lines = [
+        "| configuration | optimizer steps | train s | raw gap (median) | raw max "
+        "violation (median) | dual-bound gap (median) | JEPA embedding std "
+        "(isotropic) |",
+        "|---" * 7 + "|",
+    ]
+    for record in records:
+        p, spread = record["test"]["prediction"], record["test"]["embedding"]
+        lines.append(
+            f"| {record['label']} | {record['train']['steps']} | "
+            f"{record['train']['train_seconds']:.0f} | "
+            f"{p['objective_gap']['median']:.2%} | "
+            f"{p['max_violation']['median']:.3f} | "
+            f"{p['dual_bound_gap']['median']:.2%} | {spread['mean_std']:.3f} "
+            f"({spread['reference_isotropic']:.3f}) |"
+        )
+    return "\n".join(lines)
+
+
 def goals(records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     """Each issue goal per in-distribution family run: value and whether met."""
     checks = []
