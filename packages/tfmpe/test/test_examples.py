@@ -1,4 +1,5 @@
 import importlib.util
+import json
 from pathlib import Path
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
@@ -12,3 +13,30 @@ def test_tokens_tour_runs_and_draws_the_masks(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "row sums mu 6, theta 6, obs 1" in out
     assert (tmp_path / "tokens_masks.png").stat().st_size > 10_000
+
+
+def test_hierarchical_gaussian_example_writes_its_results(tmp_path, capsys):
+    spec = importlib.util.spec_from_file_location(
+        "hg", EXAMPLES / "hierarchical_gaussian.py"
+    )
+    example = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(example)
+    args = [
+        "--out",
+        str(tmp_path),
+        "--groups",
+        "2",
+        "--simulations",
+        "512",
+        "--epochs",
+        "2",
+        "--samples",
+        "200",
+    ]
+    assert example.main(args) == 0
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["reloaded_same"] is True
+    assert len(summary["posterior_mean"]) == 3
+    assert 0.0 <= summary["c2st"] <= 1.0
+    assert (tmp_path / "posterior.png").stat().st_size > 10_000
+    assert "C2ST against exact samples" in capsys.readouterr().out

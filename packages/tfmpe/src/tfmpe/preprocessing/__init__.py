@@ -1,5 +1,6 @@
 """Flattening, masks, the ``Tokens`` container and dataset generation."""
 
+from tfmpe.preprocessing.combine import combine_tokens
 from tfmpe.preprocessing.flatten import (
     FUNCTIONAL_PAD,
     decode_pytree,
@@ -13,7 +14,7 @@ from tfmpe.preprocessing.masks import (
     build_padding_mask,
     build_self_attention_mask,
 )
-from tfmpe.preprocessing.tokens import Tokens, TokenView
+from tfmpe.preprocessing.tokens import Tokens, TokenView, stable_label
 
 __all__ = [
     "FUNCTIONAL_PAD",
@@ -23,9 +24,11 @@ __all__ = [
     "build_cross_attention_mask",
     "build_padding_mask",
     "build_self_attention_mask",
+    "combine_tokens",
     "decode_pytree",
     "flatten_functional_inputs",
     "flatten_pytree",
     "generate_static_dataset",
+    "stable_label",
     "update_flat_array",
 ]

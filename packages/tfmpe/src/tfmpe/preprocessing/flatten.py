@@ -17,10 +17,17 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jaxtyping import Array
 
 FUNCTIONAL_PAD = -1e8
 PADDING_RATIO_WARNING = 2.0
+# Token arrays are float32. Integers beyond 2^24 and floats beyond float32's
+# range cannot be stored exactly and are refused rather than rounded.
+EXACT_INTEGER_LIMIT = 2**24
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+# The largest token array (data or functional inputs) built, in bytes.
+TOKEN_BYTES_LIMIT = 4 * 2**30
 
 Slices = Mapping[str, Mapping[str, Any]]
 
@@ -32,13 +39,105 @@ def static_int(value: Any, name: str) -> int:
     ------
     ValueError
         If ``value`` is a JAX tracer (shapes must be static under ``jit``).
+    TypeError
+        If ``value`` is not an integer (``1.7``, ``2.0``, ``True``, a string).
     """
     if isinstance(value, jax.core.Tracer):
         raise ValueError(
             "Dynamic shape detected in JIT context. Ensure all shapes are "
             f"statically known ({name} is traced)."
         )
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{name} must be an int, got {value!r}")
     return int(value)
+
+
+def positive_count(value: Any, name: str) -> int:
+    """``value`` as an int >= 1.
+
+    Raises
+    ------
+    TypeError, ValueError
+        Naming ``name`` for a non-integer or a count below 1.
+    """
+    value = static_int(value, name)
+    if value < 1:
+        raise ValueError(f"{name} must be >= 1, got {value}")
+    return value
+
+
+def check_token_bytes(n_bytes: int, name: str, value: Any) -> None:
+    """Refuse a token array larger than ``TOKEN_BYTES_LIMIT``.
+
+    Raises
+    ------
+    ValueError
+        Naming the argument responsible and the memory it would take.
+    """
+    if n_bytes > TOKEN_BYTES_LIMIT:
+        raise ValueError(
+            f"{name}={value} would build a token array of {n_bytes / 2**30:.1f} GiB "
+            f"(limit {TOKEN_BYTES_LIMIT / 2**30:.0f} GiB)"
+        )
+
+
+def as_token_values(key: str, leaf: Any, what: str = "data") -> Array:
+    """``leaf`` as float32, refusing values float32 cannot hold.
+
+    Concrete arrays are checked: integers beyond ``EXACT_INTEGER_LIMIT`` in
+    magnitude and finite floats beyond float32's range raise instead of
+    silently rounding or overflowing to inf. Traced arrays are cast.
+
+    Raises
+    ------
+    TypeError
+        If ``leaf`` is not an array (a list, a scalar) or not numeric.
+    ValueError
+        For a value float32 cannot represent.
+    """
+    if not isinstance(leaf, (np.ndarray, jax.Array)):
+        raise TypeError(
+            f"{what}[{key!r}] must be a NumPy or JAX array, got {type(leaf).__name__}"
+        )
+    kind = np.dtype(leaf.dtype).kind
+    if kind not in "biuf":
+        raise TypeError(f"{what}[{key!r}] has non-numeric dtype {leaf.dtype}")
+    if not isinstance(leaf, jax.core.Tracer) and leaf.size:
+        values = np.asarray(leaf)
+        if (
+            kind in "iu"
+            and np.abs(values.astype(np.float64)).max() > EXACT_INTEGER_LIMIT
+        ):
+            raise ValueError(
+                f"{what}[{key!r}] holds integers beyond 2^24, which float32 token "
+                "arrays cannot store exactly; rescale them"
+            )
+        if kind == "f":
+            finite = values[np.isfinite(values)].astype(np.float64)
+            if finite.size and np.abs(finite).max() > FLOAT32_MAX:
+                raise ValueError(
+                    f"{what}[{key!r}] holds values beyond float32's range "
+                    f"(max |x| = {np.abs(finite).max():.3g}); rescale them"
+                )
+    return jnp.asarray(leaf, dtype=jnp.float32)
+
+
+def check_data_keys(data: Any, name: str = "data") -> None:
+    """Refuse anything but a non-empty mapping with string keys.
+
+    Raises
+    ------
+    TypeError
+        For a non-mapping or a non-string key (``1`` and ``"1"`` would
+        collide; ``None`` is not a name).
+    """
+    if not isinstance(data, Mapping):
+        raise TypeError(f"{name} must be a dict of arrays, got {type(data).__name__}")
+    for key in data:
+        if not isinstance(key, str):
+            raise TypeError(
+                f"{name} keys must be strings, got {key!r} ({type(key).__name__})"
+            )
 
 
 def num_tokens(slices: Slices) -> int:
@@ -92,17 +191,31 @@ def flatten_pytree(
     UserWarning
         If the largest batch size is more than twice the smallest.
     """
+    check_data_keys(data)
     if not data:
         raise ValueError("data must hold at least one key")
+    if batch_ndims is not None and not isinstance(batch_ndims, Mapping):
+        raise TypeError(
+            "batch_ndims must be a dict of key -> int, got "
+            f"{type(batch_ndims).__name__}"
+        )
     batch_ndims = dict(batch_ndims or {})
     unknown = set(batch_ndims) - set(data)
     if unknown:
         raise ValueError(f"batch_ndims names keys not in data: {sorted(unknown)}")
     sample_ndims = static_int(sample_ndims, "sample_ndims")
+    if sample_ndims < 0:
+        raise ValueError(
+            f"sample_ndims must be >= 0 (the number of leading sample axes), got "
+            f"{sample_ndims}"
+        )
+    data = {key: as_token_values(key, leaf) for key, leaf in data.items()}
     sample_shape = None
     parts: dict[str, tuple[tuple[int, ...], tuple[int, ...]]] = {}
     for key, leaf in data.items():
         nb = static_int(batch_ndims.get(key, 1), f"batch_ndims[{key!r}]")
+        if nb < 0:
+            raise ValueError(f"batch_ndims[{key!r}] must be >= 0, got {nb}")
         shape = tuple(leaf.shape)
         if len(shape) < sample_ndims + nb:
             raise ValueError(
@@ -127,6 +240,8 @@ def flatten_pytree(
                 f"batch size {width}"
             )
         width = max_batch_size
+    n_all = sum(math.prod(e) for e, _ in parts.values()) * math.prod(sample_shape)
+    check_token_bytes(4 * n_all * width, "max_batch_size", width)
     if width / max(min(sizes), 1) > PADDING_RATIO_WARNING:
         warnings.warn(
             f"Warning: Batch size padding ratio is {width / max(min(sizes), 1):.1f}x, "
@@ -180,6 +295,11 @@ def decode_pytree(
         raise ValueError(
             f"flat_array must be (*sample, n_tokens, features), got shape "
             f"{tuple(flat_array.shape)}"
+        )
+    if flat_array.shape[-1] < 1:
+        raise ValueError(
+            f"flat_array has shape {tuple(flat_array.shape)}: no feature columns to "
+            "decode"
         )
     if flat_array.shape[-2] != expected:
         got = flat_array.shape[-2]
@@ -286,6 +406,7 @@ def flatten_functional_inputs(
     width = max(math.prod(s["batch_shape"]) for s in slices.values())
     if max_batch_size is not None:
         width = max(width, static_int(max_batch_size, "max_batch_size"))
+    check_data_keys(functional_inputs, "functional_inputs")
     for key in functional_inputs:
         check_key(key, slices)
     if sample_shape is None:
@@ -303,7 +424,7 @@ def flatten_functional_inputs(
         if key not in functional_inputs:
             blocks.append(jnp.full((*sample_shape, n, width), pad_value))
             continue
-        value = jnp.asarray(functional_inputs[key])
+        value = as_token_values(key, functional_inputs[key], "functional_inputs")
         event = tuple(s["event_shape"])
         shape = tuple(value.shape)
         lead = len(sample_shape)

@@ -2,9 +2,11 @@
 
 Sample ``i`` of a dataset drawn with key ``key`` always uses
 ``jax.random.fold_in(key, i)``: the prior draws the parameters from one half of
-it and the simulator the observations from the other. The batches of
-:class:`TokenGenerator` (seed ``s``) are therefore exactly the rows of
-:func:`generate_static_dataset` (key ``jax.random.key(s)``).
+it and the simulator the observations from the other. The first pass over a
+:class:`TokenGenerator` (seed ``s``) therefore yields exactly the rows of
+:func:`generate_static_dataset` (key ``jax.random.key(s)``); pass ``e`` draws
+fresh simulations from ``jax.random.fold_in(jax.random.key(s), e)``, so every
+epoch of training sees new data and a rerun with the same seed sees the same.
 
 The callables work on one sample: ``prior_fn(key) -> dict`` of parameter
 leaves, ``simulator_fn(key, params) -> dict`` of observation leaves, and the
@@ -14,6 +16,7 @@ vmapped over samples.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
@@ -21,7 +24,7 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array
 
-from tfmpe.preprocessing.flatten import static_int
+from tfmpe.preprocessing.flatten import check_token_bytes, positive_count
 from tfmpe.preprocessing.tokens import Tokens
 
 PriorFn = Callable[[Array], dict[str, Array]]
@@ -70,6 +73,29 @@ def _simulate(
     return {key: data[key] for key in order}, functional
 
 
+def check_simulation_size(
+    prior_fn: PriorFn, simulator_fn: SimulatorFn, n_samples: int, name: str
+) -> None:
+    """Refuse ``n_samples`` whose simulations would exceed the token size limit.
+
+    One sample's output shapes come from ``jax.eval_shape`` (nothing is run).
+
+    Raises
+    ------
+    ValueError
+        Naming ``name``, its value and the memory it would take.
+    """
+
+    def one(key):
+        k1, k2 = jax.random.split(key)
+        params = prior_fn(k1)
+        return params, simulator_fn(k2, params)
+
+    shapes = jax.eval_shape(one, jax.random.key(0))
+    elements = sum(math.prod(leaf.shape) for leaf in jax.tree.leaves(shapes))
+    check_token_bytes(4 * elements * n_samples, name, n_samples)
+
+
 def generate_static_dataset(
     key: Array | int,
     prior_fn: PriorFn,
@@ -98,9 +124,8 @@ def generate_static_dataset(
     Tokens
         With one leading sample axis of length ``n_samples``.
     """
-    n_samples = static_int(n_samples, "n_samples")
-    if n_samples < 1:
-        raise ValueError(f"n_samples must be >= 1, got {n_samples}")
+    n_samples = positive_count(n_samples, "n_samples")
+    check_simulation_size(prior_fn, simulator_fn, n_samples, "n_samples")
     data, functional = _simulate(
         _as_key(key), jnp.arange(n_samples), prior_fn, simulator_fn, functional_input_fn
     )
@@ -120,12 +145,20 @@ class TokenGenerator:
     n_samples : int
         Samples per pass.
     batch_size : int
-        Samples per batch (the last batch may be smaller).
+        Samples per batch.
     seed : int
-        Same seed, same batches, equal to the rows of
+        Same seed, same passes; the first pass equals the rows of
         ``generate_static_dataset(jax.random.key(seed), ...)``.
+    drop_last : bool
+        Skip a last batch smaller than ``batch_size`` (so a jitted step sees
+        one shape and never retraces).
     **token_kwargs
         Passed to :meth:`Tokens.from_pytree`.
+
+    Attributes
+    ----------
+    epoch : int
+        Passes started so far; the next pass draws with this index.
     """
 
     def __init__(
@@ -137,28 +170,45 @@ class TokenGenerator:
         n_samples: int,
         batch_size: int,
         seed: int,
+        drop_last: bool = False,
         **token_kwargs: Any,
     ) -> None:
-        for name, value in (("n_samples", n_samples), ("batch_size", batch_size)):
-            if int(value) < 1:
-                raise ValueError(f"{name} must be >= 1, got {value}")
+        n_samples = positive_count(n_samples, "n_samples")
+        batch_size = positive_count(batch_size, "batch_size")
+        if isinstance(seed, bool) or not isinstance(seed, int):
+            raise TypeError(f"seed must be an int, got {seed!r}")
+        if drop_last and batch_size > n_samples:
+            raise ValueError(
+                f"drop_last=True with batch_size ({batch_size}) > n_samples "
+                f"({n_samples}) yields no batch"
+            )
+        check_simulation_size(
+            prior_fn, simulator_fn, min(batch_size, n_samples), "batch_size"
+        )
         self.prior_fn, self.simulator_fn = prior_fn, simulator_fn
         self.functional_input_fn = functional_input_fn
         self.independence = independence
-        self.n_samples, self.batch_size = int(n_samples), int(batch_size)
-        self.key = jax.random.key(int(seed))
+        self.n_samples, self.batch_size = n_samples, batch_size
+        self.drop_last = bool(drop_last)
+        self.key = jax.random.key(seed)
+        self.epoch = 0
         self.token_kwargs = token_kwargs
 
     def __len__(self) -> int:
-        """Number of batches."""
+        """Number of batches per pass."""
+        if self.drop_last:
+            return self.n_samples // self.batch_size
         return -(-self.n_samples // self.batch_size)
 
     def __iter__(self) -> Iterator[Tokens]:
-        """Yield the batches in order."""
-        for start in range(0, self.n_samples, self.batch_size):
+        """Yield one pass of batches, drawn afresh for every pass."""
+        key = self.key if self.epoch == 0 else jax.random.fold_in(self.key, self.epoch)
+        self.epoch += 1
+        for index in range(len(self)):
+            start = index * self.batch_size
             stop = min(start + self.batch_size, self.n_samples)
             data, functional = _simulate(
-                self.key,
+                key,
                 jnp.arange(start, stop),
                 self.prior_fn,
                 self.simulator_fn,

@@ -22,6 +22,7 @@ from collections.abc import Mapping, Sequence
 from functools import lru_cache
 from typing import Any
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array
@@ -37,6 +38,18 @@ LayoutKey = tuple[tuple[str, tuple[int, ...]], ...]
 RULES = ("local", "cross", "cross_local")
 # Masks are N^2 bytes (7.9 MB at N = 2803): keep a few layouts, not many.
 MASK_CACHE_SIZE = 16
+# The largest dense mask built (1 GiB: N = 32768 tokens).
+MASK_BYTES_LIMIT = 2**30
+
+
+def _names(value: Any, where: str) -> tuple[str, ...]:
+    """A list/tuple of key names; a bare string is refused, not iterated."""
+    if isinstance(value, str) or not isinstance(value, (list, tuple)):
+        raise TypeError(f"{where} must be a list of key names, got {value!r}")
+    for name in value:
+        if not isinstance(name, str):
+            raise TypeError(f"{where} holds {name!r}; key names are strings")
+    return tuple(value)
 
 
 def normalise_independence(independence: Mapping[str, Any] | None) -> Independence:
@@ -47,33 +60,59 @@ def normalise_independence(independence: Mapping[str, Any] | None) -> Independen
     ValueError
         For an unknown rule name or a malformed entry.
     """
+    if independence is not None and not isinstance(independence, Mapping):
+        raise TypeError(
+            f"independence must be a dict of rules, got {type(independence).__name__}"
+        )
     independence = dict(independence or {})
     unknown = set(independence) - set(RULES)
     if unknown:
         raise ValueError(
             f"independence has unknown rules {sorted(unknown)}; allowed: {RULES}"
         )
-    local = tuple(str(k) for k in independence.get("local", ()))
+    local = _names(independence.get("local", ()), "independence['local']")
     cross = []
-    for entry in independence.get("cross", ()):
+    for entry in _entries(independence, "cross"):
         if len(entry) != 2:
             raise ValueError(f"independence['cross'] entries are (A, B), got {entry!r}")
-        cross.append((str(entry[0]), str(entry[1])))
+        cross.append(_names(entry, "independence['cross'] entry"))
     cross_local = []
-    for entry in independence.get("cross_local", ()):
+    for entry in _entries(independence, "cross_local"):
         if len(entry) != 3:
             raise ValueError(
                 f"independence['cross_local'] entries are (A, B, dims), got {entry!r}"
             )
         a, b, dims = entry
+        _names([a, b], "independence['cross_local'] entry")
         if dims is not None:
-            if len(dims) != 2:
+            if (
+                not isinstance(dims, (list, tuple))
+                or len(dims) != 2
+                or not all(isinstance(d, int) and not isinstance(d, bool) for d in dims)
+            ):
                 raise ValueError(
-                    f"cross_local dims must be (dA, dB) or None, got {dims!r}"
+                    f"cross_local dims must be (dA, dB) ints or None, got {dims!r}"
                 )
-            dims = (int(dims[0]), int(dims[1]))
-        cross_local.append((str(a), str(b), dims))
+            dims = (dims[0], dims[1])
+        cross_local.append((a, b, dims))
     return local, tuple(cross), tuple(cross_local)
+
+
+def _entries(independence: Mapping[str, Any], rule: str) -> list[Any]:
+    entries = independence.get(rule, ())
+    if isinstance(entries, str) or not isinstance(entries, (list, tuple)):
+        raise TypeError(f"independence[{rule!r}] must be a list, got {entries!r}")
+    return list(entries)
+
+
+def independence_keys(independence: Independence) -> set[str]:
+    """Every key a normalised specification names."""
+    local, cross, cross_local = independence
+    return {
+        *local,
+        *(k for pair in cross for k in pair),
+        *(k for a, b, _ in cross_local for k in (a, b)),
+    }
 
 
 def layout_key(slices: Slices) -> LayoutKey:
@@ -154,6 +193,12 @@ def cached_mask(
     q, k = _ranges(query), _ranges(keys)
     n_q = sum(math.prod(e) for _, e in query)
     n_k = sum(math.prod(e) for _, e in keys)
+    if n_q * n_k > MASK_BYTES_LIMIT:
+        raise ValueError(
+            f"an attention mask of {n_q} x {n_k} tokens would take "
+            f"{n_q * n_k / 2**30:.1f} GiB (limit {MASK_BYTES_LIMIT / 2**30:.0f} GiB); "
+            "use fewer tokens (e.g. batch dimensions instead of event dimensions)"
+        )
     mask = np.ones((n_q, n_k), dtype=bool)
 
     def block(a: str, b: str) -> tuple[slice, slice]:
@@ -288,6 +333,17 @@ def build_padding_mask(
             raise ValueError(
                 f"event_shapes['{key}'] has shape {actual.shape}; its last axis "
                 f"must be the {len(event)} event dimensions"
+            )
+        if not jnp.issubdtype(actual.dtype, jnp.integer):
+            raise TypeError(
+                f"event_shapes['{key}'] must hold integers, got dtype {actual.dtype}"
+            )
+        if not isinstance(actual, jax.core.Tracer) and (
+            bool(jnp.any(actual < 0)) or bool(jnp.any(actual > jnp.asarray(event)))
+        ):
+            raise ValueError(
+                f"event_shapes['{key}'] must lie in [0, {event}] per dimension, got "
+                f"values from {np.asarray(actual).min()} to {np.asarray(actual).max()}"
             )
         parts.append(jnp.all(index < actual[..., None, :], axis=-1))
     shape = jnp.broadcast_shapes(*(p.shape[:-1] for p in parts))

@@ -12,6 +12,7 @@ stored per instance.
 from __future__ import annotations
 
 import math
+import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -35,6 +36,7 @@ from tfmpe.preprocessing.masks import (
     build_padding_mask,
     cached_mask,
     check_independence,
+    independence_keys,
     layout_key,
     normalise_independence,
 )
@@ -59,6 +61,31 @@ def _slices(records: Sequence[SliceRecord], reindex: bool = False) -> dict:
         }
         offset += math.prod(event)
     return out
+
+
+def stable_label(key: str) -> int:
+    """The default label of ``key``: CRC-32 of its UTF-8 name, in ``[0, 2^31)``.
+
+    The same key gets the same label in every ``Tokens``, whatever other keys
+    it is built with, in every session and on every machine.
+    """
+    return zlib.crc32(key.encode("utf-8")) & 0x7FFFFFFF
+
+
+def default_label_map(keys: Sequence[str]) -> dict[str, int]:
+    """``{key: stable_label(key)}``; refuses the (unlikely) collision.
+
+    Raises
+    ------
+    ValueError
+        If two keys share a label (pass an explicit ``label_map``).
+    """
+    labels = {key: stable_label(key) for key in keys}
+    if len(set(labels.values())) != len(labels):
+        raise ValueError(
+            f"keys {list(keys)} collide under the default labels; pass label_map"
+        )
+    return labels
 
 
 def _token_labels(records: Sequence[SliceRecord], label_map: Mapping[str, int]):
@@ -95,8 +122,21 @@ def lax_slice(array: Array, start: int, stop: int, axis: int) -> Array:
 
 
 def _checked(independence: Mapping[str, Any] | None, slices: Slices) -> Independence:
-    """Normalised independence, its cross_local rules checked on the layout."""
+    """Normalised independence, checked on the layout.
+
+    Raises
+    ------
+    ValueError
+        For a rule naming a key that is not in the data (a typo such as
+        ``'obss'`` would otherwise be silently ignored) or a cross_local rule
+        that does not fit the layout.
+    """
     normalised = normalise_independence(independence)
+    unknown = sorted(independence_keys(normalised) - set(slices))
+    if unknown:
+        raise ValueError(
+            f"independence names keys {unknown} that are not in the data {list(slices)}"
+        )
     check_independence(layout_key(slices), normalised)
     return normalised
 
@@ -166,9 +206,10 @@ class Tokens:
             Actual (unpadded) event shapes, for the padding mask (see
             :func:`build_padding_mask`).
         label_map : mapping of str to int, optional
-            Label of every key. Pass one global map to keep labels stable across
-            ``Tokens`` built from different key subsets; the default numbers the
-            keys of ``data`` in order.
+            Label of every key. The default, :func:`stable_label`, gives a key
+            the same label in every ``Tokens`` (whatever other keys are present),
+            so an estimator trained on ``{mu, theta, obs}`` reads ``theta`` the
+            same way in ``{theta, obs}``.
         max_batch_size : int, optional
             Feature width (default: the widest key).
 
@@ -186,10 +227,13 @@ class Tokens:
         )
         sample_shape = flat.shape[:-2]
         if label_map is None:
-            label_map = {key: i for i, key in enumerate(slices)}
+            label_map = default_label_map(list(slices))
         missing = [k for k in slices if k not in label_map]
         if missing:
             raise ValueError(f"label_map has no label for keys {missing}")
+        for key, label in label_map.items():
+            if isinstance(label, bool) or not isinstance(label, (int, np.integer)):
+                raise TypeError(f"label_map[{key!r}] must be an int, got {label!r}")
         padding = build_padding_mask(slices, event_shapes)
         padding = jnp.broadcast_to(padding, (*sample_shape, flat.shape[-2]))
         functional = flatten_functional_inputs(
@@ -256,6 +300,11 @@ class Tokens:
         ValueError
             If no key or a key twice is selected.
         """
+        if isinstance(keys, str) or not isinstance(keys, (list, tuple)):
+            raise TypeError(
+                f"select_tokens takes a list of keys, got {keys!r}; write "
+                f"select_tokens([{keys!r}])"
+            )
         if not keys:
             raise ValueError(f"select_tokens needs at least one of {self.key_order}")
         slices = self.slices

@@ -1,0 +1,119 @@
+"""From a simulator to a posterior: the hierarchical Gaussian, end to end.
+
+Simulates ``mu ~ N(0, 1)``, ``theta_i | mu ~ N(mu, 0.1^2)`` (K groups) and
+``obs_ij | theta_i ~ N(theta_i, 0.1^2)`` (5 per group) as ``Tokens``, trains a
+transformer flow-matching estimator of ``p(mu, theta | obs)``, samples the
+posterior of one held-out observation, compares it with the exact Gaussian
+posterior (means, standard deviations, C2ST) and draws the pair plot. Saves
+the estimator, reloads it and checks it samples the same. About 40 s on CPU.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import jax
+import numpy as np
+
+from tfmpe import Tokens, generate_static_dataset
+from tfmpe.estimators import FlowMatchingEstimator
+from tfmpe.io import write_atomically
+from tfmpe.metrics import c2st
+from tfmpe.models.hierarchical_gaussian import (
+    INDEPENDENCE,
+    HierarchicalGaussian,
+    flatten_samples,
+)
+from tfmpe.plotting import pair_plot
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the example; see the module docstring."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=Path("tfmpe_demo_output"))
+    parser.add_argument("--groups", type=int, default=3)
+    parser.add_argument("--simulations", type=int, default=4000)
+    parser.add_argument("--epochs", type=int, default=60)
+    parser.add_argument("--samples", type=int, default=2000)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    args.out.mkdir(parents=True, exist_ok=True)
+
+    model = HierarchicalGaussian(n_groups=args.groups)
+    tic = time.perf_counter()
+    train = generate_static_dataset(
+        args.seed, model.prior, model.simulate, None, INDEPENDENCE, args.simulations
+    )
+    val = generate_static_dataset(
+        args.seed + 1, model.prior, model.simulate, None, INDEPENDENCE, 512
+    )
+    estimator = FlowMatchingEstimator(
+        train,
+        ["mu", "theta"],
+        config={"embed_dim": 32, "n_heads": 2, "n_layers": 2},
+        rng_key=args.seed,
+    )
+    history = estimator.fit(
+        train,
+        val=val,
+        epochs=args.epochs,
+        batch_size=128,
+        learning_rate=3e-3,
+        progress=False,
+    )
+    fit_seconds = time.perf_counter() - tic
+
+    truth = model.observation(jax.random.key(args.seed + 100))
+    observation = Tokens.from_pytree(truth, INDEPENDENCE, sample_ndims=0)
+    samples = estimator.sample(observation, n=args.samples, rng_key=args.seed)
+    ours = np.asarray(flatten_samples(samples))
+    mean, cov = model.posterior(np.asarray(truth["obs"]))
+    exact = model.posterior_samples(np.asarray(truth["obs"]), args.samples, args.seed)
+    score = c2st(ours, exact, seed=args.seed)
+    names = ["mu"] + [f"theta_{i + 1}" for i in range(args.groups)]
+    pair_plot(
+        {n: ours[:, i] for i, n in enumerate(names)},
+        args.out / "posterior.png",
+        reference={n: exact[:, i] for i, n in enumerate(names)},
+        labels=("flow matching", "exact posterior"),
+        title=f"hierarchical Gaussian, K = {args.groups}: C2ST {score:.3f}",
+    )
+    path = estimator.save(args.out / "estimator.npz")
+    again = FlowMatchingEstimator.load(path).sample(observation, n=8, rng_key=1)
+    first = estimator.sample(observation, n=8, rng_key=1)
+    reloaded_same = bool(
+        np.array_equal(np.asarray(again["mu"]), np.asarray(first["mu"]))
+    )
+    summary = {
+        "fit_seconds": fit_seconds,
+        "epochs": len(history.train_loss),
+        "best_val_loss": float(np.nanmin(history.val_loss)),
+        "posterior_mean": ours.mean(0).tolist(),
+        "exact_mean": mean.tolist(),
+        "posterior_sd": ours.std(0).tolist(),
+        "exact_sd": np.sqrt(np.diag(cov)).tolist(),
+        "c2st": score,
+        "reloaded_same": reloaded_same,
+    }
+    write_atomically(
+        args.out / "summary.json",
+        lambda tmp: tmp.write_text(json.dumps(summary, indent=1)),
+    )
+    print(f"trained in {fit_seconds:.0f} s ({summary['epochs']} epochs)")
+    for i, name in enumerate(names):
+        print(
+            f"{name:8s} mean {ours[:, i].mean():+.3f} (exact {mean[i]:+.3f})  "
+            f"sd {ours[:, i].std():.3f} (exact {np.sqrt(cov[i, i]):.3f})"
+        )
+    print(f"C2ST against exact samples: {score:.3f} (0.5 = indistinguishable)")
+    print(f"saved {path}; reloaded estimator samples the same: {reloaded_same}")
+    print(f"figure: {args.out / 'posterior.png'}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""Example simulators with known or reference posteriors."""
