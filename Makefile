@@ -37,10 +37,15 @@ demo: $(STAMP)
 	@echo "=== demo: kkt-nets ==="
 	$(PY) packages/kkt-nets/examples/quickstart.py --out kkt_nets_demo_output
 
+# Extra pytest arguments of a package: tfmpe's fast tests are bound by XLA
+# compilation (single-threaded), so two workers nearly halve their time.
+PYTEST_ARGS_tfmpe := -n 2
+
 test: $(STAMP)
 	@for p in $(PACKAGES); do \
 		echo "=== tests: $$p ==="; \
-		$(PY) -m pytest -m "not slow" $(TESTDIR) || exit 1; \
+		$(PY) -m pytest -m "not slow" $$(test $$p = tfmpe && echo "$(PYTEST_ARGS_tfmpe)") \
+			$(TESTDIR) || exit 1; \
 	done
 
 test-all: $(STAMP)

@@ -2,6 +2,8 @@ import importlib.util
 import json
 from pathlib import Path
 
+import pytest
+
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
 
@@ -15,6 +17,7 @@ def test_tokens_tour_runs_and_draws_the_masks(tmp_path, capsys):
     assert (tmp_path / "tokens_masks.png").stat().st_size > 10_000
 
 
+@pytest.mark.slow  # make demo runs it too
 def test_hierarchical_gaussian_example_writes_its_results(tmp_path, capsys):
     spec = importlib.util.spec_from_file_location(
         "hg", EXAMPLES / "hierarchical_gaussian.py"

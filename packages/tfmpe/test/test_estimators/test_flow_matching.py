@@ -75,9 +75,7 @@ def test_loss_ignores_padded_tokens(train):
     garbage = padded.with_values(obs=data["obs"].at[:, 2:].set(1e4))
     key = jax.random.key(0)
     loss = jax.jit(est.loss)
-    assert float(loss(est.params, padded, key)) == float(
-        loss(est.params, garbage, key)
-    )
+    assert float(loss(est.params, padded, key)) == float(loss(est.params, garbage, key))
 
 
 def test_training_reduces_the_loss(trained):

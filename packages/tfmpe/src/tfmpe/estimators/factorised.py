@@ -176,7 +176,8 @@ class FactorisedPosterior:
 
         # 1. Gaussian fit of each factor q(g | y_i), then of their product
         template = {k: data[k] for k in self.global_keys}
-        group_tokens = self._group_tokens(observation, template, spec)
+        placeholder = {k: v[None] for k, v in template.items()}
+        group_tokens = self._group_tokens(observation, placeholder, spec)
         draws = self.global_estimator.sample(group_tokens, n=256, rng_key=k_factor)
         flat = jnp.concatenate(
             [draws[k].reshape(256, n_groups, -1) for k in self.global_keys], axis=-1

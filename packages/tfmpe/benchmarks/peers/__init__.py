@@ -1,0 +1,1 @@
+"""Peers of the tfmpe benchmarks: one function per peer, same signature."""
