@@ -214,10 +214,12 @@ class FlowMatchingEstimator:
         return lay, (lay.view.data - mean) / std, mean, std, real
 
     def velocity_fn(self, params: nnx.State, lay: Layout):
-        """``f(t, x_target, context, padding, functional)`` for one sample.
+        """``f(t, x_target, context, padding, functional)`` for a batch.
 
-        ``x_target`` is ``(n_target, F)`` in standardised units, ``context`` the
-        standardised ``(N, F)`` rows of the layout.
+        ``t`` is ``(M,)``, ``x_target`` ``(M, n_target, F)`` in standardised
+        units, ``context`` the standardised ``(M, N, F)`` rows of the layout,
+        ``padding`` ``(M, N)`` and ``functional`` ``(M, N, F)`` or None; the
+        result is ``(M, n_target, F)``. One batched network call.
         """
         model = nnx.merge(self.graphdef, params)
         static = {
@@ -229,15 +231,15 @@ class FlowMatchingEstimator:
         n_target = lay.n_target
 
         def velocity(t, x_target, context, padding, functional):
-            values = context.at[:n_target].set(x_target)
+            values = context.at[:, :n_target].set(x_target)
             out = model(
-                values[None],
-                jnp.reshape(t, (1,)).astype(values.dtype),
-                padding_mask=padding[None],
-                functional=None if functional is None else functional[None],
+                values,
+                t.astype(values.dtype),
+                padding_mask=padding,
+                functional=functional,
                 **static,
             )
-            return out[0, :n_target]
+            return out[:, :n_target]
 
         return velocity
 
@@ -294,12 +296,8 @@ class FlowMatchingEstimator:
         t = self.sample_time(key_time, (x1.shape[0],))[:, None, None]
         xt = (1.0 - (1.0 - self.sigma_min) * t) * x0 + t * x1
         target_velocity = x1 - (1.0 - self.sigma_min) * x0
-        velocity = jax.vmap(self.velocity_fn(params, lay))(
-            t[:, 0, 0],
-            xt,
-            values,
-            padding,
-            None if lay.view.functional_inputs is None else lay.view.functional_inputs,
+        velocity = self.velocity_fn(params, lay)(
+            t[:, 0, 0], xt, values, padding, lay.view.functional_inputs
         )
         squared = jnp.where(real, (velocity - target_velocity) ** 2, 0.0)
         return jnp.sum(squared) / jnp.maximum(jnp.sum(real), 1)
@@ -489,14 +487,24 @@ def _sampler(est: FlowMatchingEstimator, target, conditioning, method, steps, to
         padding = lay.view.padding_mask
         functional = lay.view.functional_inputs
         n_target = lay.n_target
-        velocity = jax.vmap(
-            est.velocity_fn(params, lay),
-            in_axes=(None, 0, 0, 0, None if functional is None else 0),
-        )  # over observations
-        per_sample = jax.vmap(velocity, in_axes=(None, 0, None, None, None))
+        velocity = est.velocity_fn(params, lay)
+        n, n_obs = x0.shape[:2]
+
+        def tiled(a):  # (B, ...) -> (n * B, ...): every sample of every obs
+            return (
+                None
+                if a is None
+                else jnp.broadcast_to(a[None], (n, *a.shape)).reshape(
+                    n * n_obs, *a.shape[1:]
+                )
+            )
+
+        context, pad, func = tiled(values), tiled(padding), tiled(functional)
 
         def field(t, x):
-            return per_sample(t, x, values, padding, functional)
+            flat = x.reshape(n * n_obs, *x.shape[2:])
+            times = jnp.full((n * n_obs,), t, flat.dtype)
+            return velocity(times, flat, context, pad, func).reshape(x.shape)
 
         x1 = integrate_flow(
             field, x0 * keep, method=method, steps=steps, rtol=tol, atol=tol
@@ -520,8 +528,9 @@ def _density(
         n_target = lay.n_target
 
         def field(t, x, i):
-            func = None if functional is None else functional[i]
-            return velocity(t, x, values[i], padding[i], func)
+            func = None if functional is None else functional[i][None]
+            times = jnp.reshape(t, (1,)).astype(x.dtype)
+            return velocity(times, x[None], values[i][None], padding[i][None], func)[0]
 
         logp = flow_log_prob(
             field,
