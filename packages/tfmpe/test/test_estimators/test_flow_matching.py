@@ -164,3 +164,14 @@ def test_errors_name_the_argument(train):
         FlowMatchingEstimator(nan_data, ["theta"])
     with pytest.raises(ValueError, match="sigma_min must be in"):
         FlowMatchingEstimator(train, ["theta"], sigma_min=1.5)
+
+
+def test_other_independence_rules_than_trained_with_are_warned(train, tmp_path):
+    est = FlowMatchingEstimator(train, ["theta"], config=SMALL)
+    loaded = FlowMatchingEstimator.load(est.save(tmp_path / "e.npz"))
+    assert loaded.independence == est.independence == train.independence
+    dense = Tokens.from_pytree(
+        {"theta": jnp.zeros((1, 1)), "obs": jnp.zeros((N_OBS, 1))}, sample_ndims=0
+    )
+    with pytest.warns(UserWarning, match="independence rules differ"):
+        est.sample(dense, n=2)

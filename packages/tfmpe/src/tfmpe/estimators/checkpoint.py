@@ -24,6 +24,7 @@ import numpy as np
 
 from tfmpe.io import write_atomically
 from tfmpe.nn.transformer import TransformerConfig
+from tfmpe.preprocessing.masks import normalise_independence
 
 if TYPE_CHECKING:
     from tfmpe.estimators.flow_matching import FlowMatchingEstimator
@@ -70,6 +71,18 @@ def _restore(tree: Any, arrays: dict[str, np.ndarray], prefix: str, path: Path) 
     return jax.tree_util.tree_unflatten(treedef, leaves)
 
 
+def _independence_json(independence: Any) -> dict[str, Any]:
+    """A normalised independence specification as JSON-ready lists."""
+    local, cross, cross_local = independence
+    return {
+        "local": list(local),
+        "cross": [list(pair) for pair in cross],
+        "cross_local": [
+            [a, b, None if d is None else list(d)] for a, b, d in cross_local
+        ],
+    }
+
+
 def _header(est: FlowMatchingEstimator) -> dict[str, Any]:
     return {
         "format": FORMAT,
@@ -82,6 +95,7 @@ def _header(est: FlowMatchingEstimator) -> dict[str, Any]:
         "conditioning_keys": list(est.conditioning_keys),
         "sigma_min": est.sigma_min,
         "time_prior_exponent": est.time_prior_exponent,
+        "independence": _independence_json(est.independence),
         "stats": {
             k: [np.asarray(m).tolist(), np.asarray(s).tolist()]
             for k, (m, s) in est.stats.items()
@@ -171,6 +185,7 @@ def _estimator_from_header(header: dict[str, Any]) -> FlowMatchingEstimator:
         config=TransformerConfig.from_dict(header["config"]),
         sigma_min=float(header["sigma_min"]),
         time_prior_exponent=header["time_prior_exponent"],
+        independence=normalise_independence(header["independence"]),
         rng_key=0,
     )
     return est

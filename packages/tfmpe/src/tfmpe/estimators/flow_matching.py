@@ -19,6 +19,7 @@ change of variables.
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -30,6 +31,7 @@ from jaxtyping import Array
 
 from tfmpe.estimators.layout import Layout, layout, resolve_keys
 from tfmpe.nn.transformer import Transformer, TransformerConfig
+from tfmpe.preprocessing.masks import Independence
 from tfmpe.preprocessing.tokens import Tokens
 from tfmpe.sampling import flow_log_prob, integrate_flow
 from tfmpe.sampling.ode import RTOL, check_method
@@ -131,6 +133,7 @@ class FlowMatchingEstimator:
             functional_dim=0 if functional is None else int(functional.shape[-1]),
             vocabulary=tuple(sorted(set(tokens.label_map.values()))),
             stats=key_statistics(tokens),
+            independence=tokens.independence,
             target_keys=target,
             conditioning_keys=conditioning,
             config=config,
@@ -148,6 +151,7 @@ class FlowMatchingEstimator:
         functional_dim: int,
         vocabulary: tuple[int, ...],
         stats: Mapping[str, tuple[np.ndarray, np.ndarray]],
+        independence: Independence,
         target_keys: tuple[str, ...],
         conditioning_keys: tuple[str, ...],
         config: TransformerConfig,
@@ -170,6 +174,7 @@ class FlowMatchingEstimator:
         }
         self.target_keys, self.conditioning_keys = target_keys, conditioning_keys
         self.config = config
+        self.independence = independence
         self.sigma_min, self.time_prior_exponent = sigma_min, time_prior_exponent
 
     # ----------------------------------------------------------------- helpers
@@ -193,6 +198,15 @@ class FlowMatchingEstimator:
             raise ValueError(
                 f"tokens have {tokens.data.shape[-1]} feature columns; the "
                 f"estimator was built for {self.value_dim}"
+            )
+        if tokens.independence != self.independence:
+            warnings.warn(
+                "these tokens' independence rules differ from the ones the "
+                "estimator was trained with, so its attention sees another "
+                f"dependency structure (trained: {self.independence}; given: "
+                f"{tokens.independence})",
+                UserWarning,
+                stacklevel=3,
             )
         return target, conditioning
 
