@@ -102,22 +102,22 @@ def as_token_values(key: str, leaf: Any, what: str = "data") -> Array:
     kind = np.dtype(leaf.dtype).kind
     if kind not in "biuf":
         raise TypeError(f"{what}[{key!r}] has non-numeric dtype {leaf.dtype}")
-    if not isinstance(leaf, jax.core.Tracer) and leaf.size:
-        values = np.asarray(leaf)
-        if (
-            kind in "iu"
-            and np.abs(values.astype(np.float64)).max() > EXACT_INTEGER_LIMIT
-        ):
-            raise ValueError(
-                f"{what}[{key!r}] holds integers beyond 2^24, which float32 token "
-                "arrays cannot store exactly; rescale them"
-            )
-        if kind == "f":
-            finite = values[np.isfinite(values)].astype(np.float64)
-            if finite.size and np.abs(finite).max() > FLOAT32_MAX:
+    exact = kind == "b" or (kind == "f" and np.dtype(leaf.dtype).itemsize <= 4)
+    if not exact and not isinstance(leaf, jax.core.Tracer) and leaf.size:
+        if kind in "iu":  # extremes in the array's own dtype: no overflow
+            largest = max(abs(int(leaf.max())), abs(int(leaf.min())))
+            if largest > EXACT_INTEGER_LIMIT:
+                raise ValueError(
+                    f"{what}[{key!r}] holds integers beyond 2^24, which float32 "
+                    "token arrays cannot store exactly; rescale them"
+                )
+        else:
+            values = np.asarray(leaf)
+            largest = float(np.max(np.abs(np.where(np.isfinite(values), values, 0.0))))
+            if largest > FLOAT32_MAX:
                 raise ValueError(
                     f"{what}[{key!r}] holds values beyond float32's range "
-                    f"(max |x| = {np.abs(finite).max():.3g}); rescale them"
+                    f"(max |x| = {largest:.3g}); rescale them"
                 )
     return jnp.asarray(leaf, dtype=jnp.float32)
 
