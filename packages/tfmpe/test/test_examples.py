@@ -37,9 +37,12 @@ def test_hierarchical_gaussian_example_writes_its_results(tmp_path, capsys):
         "200",
     ]
     assert example.main(args) == 0
-    summary = json.loads((tmp_path / "summary.json").read_text())
+    summary = json.loads((tmp_path / "summary_gaussian.json").read_text())
     assert summary["reloaded_same"] is True
     assert len(summary["posterior_mean"]) == 3
     assert 0.0 <= summary["c2st"] <= 1.0
-    assert (tmp_path / "posterior.png").stat().st_size > 10_000
+    assert (tmp_path / "posterior_gaussian.png").stat().st_size > 10_000
     assert "C2ST against exact samples" in capsys.readouterr().out
+    assert example.main([*args, "--model", "brownian"]) == 0
+    brownian = json.loads((tmp_path / "summary_brownian.json").read_text())
+    assert brownian["reloaded_same"] is True

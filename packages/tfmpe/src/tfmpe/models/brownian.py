@@ -21,14 +21,17 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array
 
-from tfmpe.models.hierarchical_gaussian import INDEPENDENCE
+from tfmpe.models.hierarchical_gaussian import INDEPENDENCE, HierarchicalGaussian
 
 __all__ = ["INDEPENDENCE", "BrownianGaussian"]
 
 
 @dataclass(frozen=True)
-class BrownianGaussian:
+class BrownianGaussian(HierarchicalGaussian):
     """The model with ``n_groups`` groups of ``n_obs`` timed observations.
+
+    The prior, ``observation`` and ``posterior_samples`` are those of
+    :class:`HierarchicalGaussian`; the noise and the posterior differ.
 
     Attributes
     ----------
@@ -48,13 +51,6 @@ class BrownianGaussian:
     def times(self) -> np.ndarray:
         """``(J,)`` observation times ``(j + 1) / J``."""
         return (np.arange(self.n_obs) + 1.0) / self.n_obs
-
-    def prior(self, rng_key: Array) -> dict[str, Array]:
-        """One draw of ``mu`` and ``theta``."""
-        k_mu, k_theta = jax.random.split(rng_key)
-        mu = jax.random.normal(k_mu, (1, 1))
-        theta = mu + self.tau * jax.random.normal(k_theta, (self.n_groups, 1))
-        return {"mu": mu, "theta": theta}
 
     def simulate(self, rng_key: Array, params: dict[str, Array]) -> dict[str, Array]:
         """One draw of ``obs`` given ``theta``."""

@@ -17,7 +17,7 @@ Leaves are shaped for ``Tokens``: ``mu (1, 1)``, ``theta (K, 1)``,
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import jax
 import jax.numpy as jnp
@@ -29,6 +29,14 @@ INDEPENDENCE = {
     "cross": [("mu", "obs"), ("obs", "mu")],
     "cross_local": [("theta", "obs", (0, 0))],
 }
+
+
+def group_prior(rng_key: Array, n_groups: int, tau: float) -> dict[str, Array]:
+    """``mu ~ N(0, 1)`` and ``theta_i | mu ~ N(mu, tau^2)``, shaped for ``Tokens``."""
+    k_mu, k_theta = jax.random.split(rng_key)
+    mu = jax.random.normal(k_mu, (1, 1))
+    theta = mu + tau * jax.random.normal(k_theta, (n_groups, 1))
+    return {"mu": mu, "theta": theta}
 
 
 @dataclass(frozen=True)
@@ -52,10 +60,7 @@ class HierarchicalGaussian:
 
     def prior(self, rng_key: Array) -> dict[str, Array]:
         """One draw of ``mu`` and ``theta``."""
-        k_mu, k_theta = jax.random.split(rng_key)
-        mu = jax.random.normal(k_mu, (1, 1))
-        theta = mu + self.tau * jax.random.normal(k_theta, (self.n_groups, 1))
-        return {"mu": mu, "theta": theta}
+        return group_prior(rng_key, self.n_groups, self.tau)
 
     def simulate(self, rng_key: Array, params: dict[str, Array]) -> dict[str, Array]:
         """One draw of ``obs`` given ``theta``."""
@@ -96,11 +101,7 @@ class HierarchicalGaussian:
 
     def observation(self, rng_key: Array, n_groups: int | None = None) -> dict:
         """A ground truth and its observation, with ``n_groups`` groups."""
-        model = (
-            self
-            if n_groups is None
-            else HierarchicalGaussian(n_groups, self.n_obs, self.tau, self.sigma)
-        )
+        model = self if n_groups is None else replace(self, n_groups=n_groups)
         k_prior, k_sim = jax.random.split(rng_key)
         params = model.prior(k_prior)
         return {**params, **model.simulate(k_sim, params)}
