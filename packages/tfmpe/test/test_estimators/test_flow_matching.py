@@ -175,3 +175,14 @@ def test_other_independence_rules_than_trained_with_are_warned(train, tmp_path):
     )
     with pytest.warns(UserWarning, match="independence rules differ"):
         est.sample(dense, n=2)
+
+
+def test_chunks_and_progress_give_the_same_samples(trained, capsys):
+    est, _ = trained
+    tokens = observation([0.3, 0.1, 0.2, 0.4])
+    whole = est.sample(tokens, n=40, rng_key=6, chunk_size=40)["theta"]
+    chunked = est.sample(tokens, n=40, rng_key=6, chunk_size=16, progress=True)
+    assert chunked["theta"].shape == whole.shape
+    assert "sample" in capsys.readouterr().err  # the bar
+    # chunks draw their own noise, so only the distribution agrees
+    assert abs(float(chunked["theta"].mean()) - float(whole.mean())) < 0.2

@@ -28,6 +28,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 from jaxtyping import Array
+from tqdm.auto import tqdm
 
 from tfmpe.estimators.layout import Layout, layout, resolve_keys
 from tfmpe.nn.transformer import Transformer, TransformerConfig
@@ -336,6 +337,7 @@ class FlowMatchingEstimator:
         steps: int | None = None,
         tol: float = RTOL,
         chunk_size: int = 512,
+        progress: bool = False,
     ) -> dict[str, Array]:
         """Draw ``n`` posterior samples of the target keys given the rest.
 
@@ -361,6 +363,8 @@ class FlowMatchingEstimator:
             Relative and absolute tolerance of an adaptive method.
         chunk_size : int
             Samples solved per compiled call (bounds memory).
+        progress : bool
+            Show a progress bar over the chunks.
 
         Returns
         -------
@@ -394,7 +398,9 @@ class FlowMatchingEstimator:
         key = jax.random.key(rng_key) if isinstance(rng_key, int) else rng_key
         solve = self._compiled("sample", target, conditioning, method, steps, tol)
         chunks = []
-        for i, start in enumerate(range(0, n, chunk_size)):
+        starts = range(0, n, chunk_size)
+        bar = tqdm(starts, desc="sample", unit="chunk", disable=not progress)
+        for i, start in enumerate(bar):
             size = min(chunk_size, n - start)
             x0 = jax.random.normal(
                 jax.random.fold_in(key, i), (size, n_obs, lay.n_target, self.value_dim)
