@@ -31,7 +31,7 @@ demo: $(STAMP)
 		--out calibrated_response_demo_output
 	@echo "=== demo: tfmpe ==="
 	$(PY) packages/tfmpe/examples/tokens_tour.py --out tfmpe_demo_output
-	$(PY) packages/tfmpe/examples/hierarchical_gaussian.py --out tfmpe_demo_output
+	$(PY) packages/tfmpe/examples/hierarchical.py --out tfmpe_demo_output
 	@echo "=== demo: scribe ==="
 	$(PY) packages/scribe/examples/fit_simulated.py --out scribe_demo_output
 	@echo "=== demo: kkt-nets ==="

@@ -5,11 +5,12 @@ Methodology (details in the package README, "Estimator benchmark"):
 1. **Accuracy vs budget.** The hierarchical Gaussian with K = 5 groups
    (``mu``, 5 ``theta``, 25 observations). For each simulation budget (1e3,
    1e4, 1e5; 90 % training, 10 % validation) the estimator trains for about
-   ``--steps`` optimizer steps (early stopping on the validation loss) and the
+   6000 optimizer steps (early stopping on the validation loss) and the
    peer, a flowjax masked autoregressive flow on the flattened vectors (NPE),
    trains on the same simulations. Each is scored by C2ST against exact
-   posterior draws on ``--observations`` held-out observations
-   (``--samples`` draws each), as sbibm scores posteriors.
+   posterior draws on 3 held-out observations (1000 draws each), as sbibm
+   scores posteriors (sbibm uses 10 observations; 3 keep the run under an
+   hour on 2 CPU cores).
 2. **Generalisation.** The estimator trained at K = 5 (budget 1e4) is applied
    unchanged to observations with K = 10 and 20 groups; the factorised
    (bottom-up) posterior of two single-group estimators (1e4 single-group
@@ -37,7 +38,7 @@ from harness import log, write_results
 from tfmpe.models.hierarchical_gaussian import HierarchicalGaussian
 from tfmpe.plotting import pair_plot
 
-CONFIG = {"embed_dim": 64, "n_heads": 4, "n_layers": 3}
+CONFIG = {"embed_dim": 48, "n_heads": 4, "n_layers": 2}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -52,9 +53,9 @@ def main(argv: list[str] | None = None) -> int:
     quick = args.quick
     budgets = [300, 600] if quick else [1_000, 10_000, 100_000]
     steps = 40 if quick else 6000
-    n_obs, n_samples = (2, 200) if quick else (5, 1000)
+    n_obs, n_samples = (2, 200) if quick else (3, 1000)
     config = {"embed_dim": 16, "n_heads": 2, "n_layers": 1} if quick else CONFIG
-    peer_epochs = 3 if quick else 500
+    peer_epochs = 3 if quick else 200
     model = HierarchicalGaussian(n_groups=5)
     observed = lib.truths(model, n_obs, 10_000)
     results: dict = {"budgets": [], "generalisation": [], "speed": {}}

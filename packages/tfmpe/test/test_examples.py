@@ -18,10 +18,8 @@ def test_tokens_tour_runs_and_draws_the_masks(tmp_path, capsys):
 
 
 @pytest.mark.slow  # make demo runs it too
-def test_hierarchical_gaussian_example_writes_its_results(tmp_path, capsys):
-    spec = importlib.util.spec_from_file_location(
-        "hg", EXAMPLES / "hierarchical_gaussian.py"
-    )
+def test_hierarchical_example_writes_its_results(tmp_path, capsys):
+    spec = importlib.util.spec_from_file_location("hier", EXAMPLES / "hierarchical.py")
     example = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(example)
     args = [
@@ -46,3 +44,9 @@ def test_hierarchical_gaussian_example_writes_its_results(tmp_path, capsys):
     assert example.main([*args, "--model", "brownian"]) == 0
     brownian = json.loads((tmp_path / "summary_brownian.json").read_text())
     assert brownian["reloaded_same"] is True
+    assert example.main([*args, "--model", "seir"]) == 0
+    seir = json.loads((tmp_path / "summary_seir.json").read_text())
+    assert seir["reference"] == "NUTS"
+    assert seir["r_hat_max"] < 1.05
+    assert (tmp_path / "posterior_seir.png").stat().st_size > 10_000
+    assert "C2ST against NUTS samples" in capsys.readouterr().out

@@ -16,7 +16,12 @@ from sklearn.neural_network import MLPClassifier
 
 
 def c2st(
-    p: np.ndarray, q: np.ndarray, seed: int = 0, folds: int = 5, max_iter: int = 1000
+    p: np.ndarray,
+    q: np.ndarray,
+    seed: int = 0,
+    folds: int = 5,
+    max_iter: int = 1000,
+    n_jobs: int | None = None,
 ) -> float:
     """Cross-validated accuracy of a classifier separating ``p`` from ``q``.
 
@@ -28,6 +33,9 @@ def c2st(
     folds : int
     max_iter : int
         Adam iterations of the classifier.
+    n_jobs : int, optional
+        Folds fitted in parallel (scikit-learn's ``n_jobs``; the score does
+        not depend on it).
 
     Returns
     -------
@@ -65,5 +73,9 @@ def c2st(
     )
     split = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
     return float(
-        np.mean(cross_val_score(classifier, x, y, cv=split, scoring="accuracy"))
+        np.mean(
+            cross_val_score(
+                classifier, x, y, cv=split, scoring="accuracy", n_jobs=n_jobs
+            )
+        )
     )

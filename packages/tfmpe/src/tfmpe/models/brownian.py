@@ -26,7 +26,7 @@ from tfmpe.models.hierarchical_gaussian import INDEPENDENCE, HierarchicalGaussia
 __all__ = ["INDEPENDENCE", "BrownianGaussian"]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class BrownianGaussian(HierarchicalGaussian):
     """The model with ``n_groups`` groups of ``n_obs`` timed observations.
 

@@ -17,6 +17,7 @@ Leaves are shaped for ``Tokens``: ``mu (1, 1)``, ``theta (K, 1)``,
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from dataclasses import dataclass, replace
 
 import jax
@@ -39,8 +40,41 @@ def group_prior(rng_key: Array, n_groups: int, tau: float) -> dict[str, Array]:
     return {"mu": mu, "theta": theta}
 
 
-@dataclass(frozen=True)
-class HierarchicalGaussian:
+@dataclass(frozen=True, kw_only=True)
+class HierarchicalPrior(ABC):
+    """The shared prior of the hierarchical examples; subclasses add the data.
+
+    ``mu ~ N(0, 1)`` and ``theta_i | mu ~ N(mu, tau^2)`` for ``n_groups``
+    groups. Subclasses define ``simulate(rng_key, params)``.
+
+    Attributes
+    ----------
+    n_groups : int
+    tau : float
+        Spread of the groups around ``mu``.
+    """
+
+    n_groups: int = 5
+    tau: float = 0.1
+
+    def prior(self, rng_key: Array) -> dict[str, Array]:
+        """One draw of ``mu`` and ``theta``."""
+        return group_prior(rng_key, self.n_groups, self.tau)
+
+    @abstractmethod
+    def simulate(self, rng_key: Array, params: dict[str, Array]) -> dict[str, Array]:
+        """One draw of the data given ``params``."""
+
+    def observation(self, rng_key: Array, n_groups: int | None = None) -> dict:
+        """A ground truth and its observation, with ``n_groups`` groups."""
+        model = self if n_groups is None else replace(self, n_groups=n_groups)
+        k_prior, k_sim = jax.random.split(rng_key)
+        params = model.prior(k_prior)
+        return {**params, **model.simulate(k_sim, params)}
+
+
+@dataclass(frozen=True, kw_only=True)
+class HierarchicalGaussian(HierarchicalPrior):
     """The model with ``n_groups`` groups of ``n_obs`` observations.
 
     Attributes
@@ -57,10 +91,6 @@ class HierarchicalGaussian:
     n_obs: int = 5
     tau: float = 0.1
     sigma: float = 0.1
-
-    def prior(self, rng_key: Array) -> dict[str, Array]:
-        """One draw of ``mu`` and ``theta``."""
-        return group_prior(rng_key, self.n_groups, self.tau)
 
     def simulate(self, rng_key: Array, params: dict[str, Array]) -> dict[str, Array]:
         """One draw of ``obs`` given ``theta``."""
@@ -98,13 +128,6 @@ class HierarchicalGaussian:
         """``(n, K + 1)`` exact posterior draws (``mu`` first)."""
         mean, cov = self.posterior(obs)
         return np.random.default_rng(seed).multivariate_normal(mean, cov, size=n)
-
-    def observation(self, rng_key: Array, n_groups: int | None = None) -> dict:
-        """A ground truth and its observation, with ``n_groups`` groups."""
-        model = self if n_groups is None else replace(self, n_groups=n_groups)
-        k_prior, k_sim = jax.random.split(rng_key)
-        params = model.prior(k_prior)
-        return {**params, **model.simulate(k_sim, params)}
 
 
 def flatten_samples(samples: dict[str, Array]) -> Array:
