@@ -180,7 +180,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         "sample_noise_pairs": pair_gap(fitted, targets.moments, truth),
         "correlation_pearson": correlation_pearson(fitted, model, truth),
         "num_samples": int(samples["cat"].shape[0]),
-        "iterations": len(history["iteration"]),
+        "iterations": len(history.iteration),
         "wall_time_s": wall,
         "plot_path": str(
             plot_history(
@@ -197,7 +197,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     print(f"teacher: {teacher!r}; {result['num_samples']} samples drawn from it")
     print("iteration  max |err|  mean |err|   (chain estimate vs sample targets)")
     for i in np.unique(np.linspace(0, n - 1, 11).round().astype(int)):
-        err_max, err_mean = history["max_error"][i], history["mean_error"][i]
+        err_max, err_mean = history.max_error[i], history.mean_error[i]
         print(f"{i:>9d}  {err_max:>9.4f}  {err_mean:>10.5f}")
     print(f"fit: {wall:.1f} s")
     print(

@@ -24,6 +24,7 @@ import numpy as np
 from jax_smm import (
     Factor,
     FactorGraph,
+    FitHistory,
     SMMConfig,
     Variable,
     build_targets_from_marginals,
@@ -77,14 +78,14 @@ def teacher_graph(
     return FactorGraph(variables, factors)
 
 
-def print_history(history: dict[str, Any], rows: int = 10) -> None:
+def print_history(history: FitHistory, rows: int = 10) -> None:
     """Print the chain-estimated moment errors at about ``rows`` iterations."""
-    n = len(history["iteration"])
+    n = len(history.iteration)
     print(f"{'iteration':>9}  {'max |err|':>9}  {'mean |err|':>10}  {'time [s]':>8}")
     for i in sorted({round(x) for x in np.linspace(0, n - 1, rows + 1)}):
         print(
-            f"{history['iteration'][i]:>9d}  {history['max_error'][i]:>9.4f}  "
-            f"{history['mean_error'][i]:>10.5f}  {history['runtime'][i]:>8.2f}"
+            f"{history.iteration[i]:>9d}  {history.max_error[i]:>9.4f}  "
+            f"{history.mean_error[i]:>10.5f}  {history.runtime[i]:>8.2f}"
         )
 
 
@@ -135,8 +136,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     result = {
         "final_exact_max_error": max_moment_error(fitted, targets, exact),
         "final_exact_mean_error": mean_moment_error(fitted, targets, exact),
-        "final_estimated_max_error": history["max_error"][-1],
-        "iterations": len(history["iteration"]),
+        "final_estimated_max_error": float(history.max_error[-1]),
+        "iterations": len(history.iteration),
         "wall_time_s": wall,
         "plot_path": str(
             plot_history(history, args.out / "pairwise_error.png", "example_pairwise")

@@ -108,8 +108,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         "final_exact_max_error": smm.max_moment_error(fitted, targets, exact),
         "final_exact_mean_error": smm.mean_moment_error(fitted, targets, exact),
         "triple_exact_max_error": max(triple_errors),
-        "final_estimated_max_error": history["max_error"][-1],
-        "iterations": len(history["iteration"]),
+        "final_estimated_max_error": float(history.max_error[-1]),
+        "iterations": len(history.iteration),
         "wall_time_s": wall,
         "plot_path": str(png),
     }
@@ -119,8 +119,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     say(f"{'iter':>5} {'max|err|':>9} {'mean|err|':>10} {'secs':>6}")
     for i in np.unique(np.linspace(0, n - 1, 11).round().astype(int)):
         say(
-            f"{i:>5d} {history['max_error'][i]:>9.4f} "
-            f"{history['mean_error'][i]:>10.5f} {history['runtime'][i]:>6.2f}"
+            f"{i:>5d} {history.max_error[i]:>9.4f} "
+            f"{history.mean_error[i]:>10.5f} {history.runtime[i]:>6.2f}"
         )
     say(
         f"fit took {wall:.1f} s. Exact error of the fitted model: max "

@@ -72,7 +72,7 @@ def mixed_graph() -> FactorGraph:
     )
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def make_graph():
     """The :func:`random_graph` builder."""
     return random_graph

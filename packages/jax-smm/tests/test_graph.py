@@ -12,7 +12,7 @@ def test_variable_validation():
         Variable.categorical("a", 1)
     with pytest.raises(ValueError, match="low < high"):
         Variable.continuous("b", 2.0, 2.0, 4)
-    with pytest.raises(ValueError, match="low < high"):
+    with pytest.raises(ValueError, match="high must be a finite real number"):
         Variable.continuous("b", 0.0, float("inf"), 4)
     with pytest.raises(ValueError, match="num_bins"):
         Variable.continuous("c", 0.0, 1.0, 0)

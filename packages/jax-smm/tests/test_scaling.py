@@ -27,6 +27,6 @@ def test_hundred_variable_sparse_graph_trains(make_graph):
         num_iterations=150, num_chains=256, learning_rate=0.05, progress=False
     )
     _, history = fit_smm(student, targets, config)
-    errors = np.asarray(history["mean_error"])
+    errors = np.asarray(history.mean_error)
     assert np.all(np.isfinite(errors))
     assert errors[-10:].mean() < 0.5 * errors[:10].mean()

@@ -28,5 +28,5 @@ def test_smm_recovers_brute_force_marginals(make_graph, reference):
         for k in target_tables
     )
     assert error < 0.02
-    assert history["max_error"][-1] < history["max_error"][0]
-    assert len(history["runtime"]) == 400 and history["runtime"][-1] > 0
+    assert history.max_error[-1] < history.max_error[0]
+    assert len(history.runtime) == 400 and history.runtime[-1] > 0

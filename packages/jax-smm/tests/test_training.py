@@ -60,7 +60,7 @@ def test_linear_constraints_on_a_continuous_variable(make_graph):
     assert abs(px[centres > 5].sum() - 0.2) < 0.01
     pair = np.asarray(exact_marginals(fitted)[2])
     assert abs(pair[centres > 5, 1].sum() / pair[centres > 5].sum() - 0.7) < 0.03
-    assert history["multipliers"].shape == (3,)
+    assert history.multipliers.shape == (3,)
     # the unconstrained factors keep their (zero) theta
     np.testing.assert_array_equal(fitted.thetas[1], np.zeros(2))
 
@@ -97,8 +97,8 @@ def test_sgd_clip_sequential_and_callback(mixed_graph):
         zero_copy(mixed_graph), targets, config, callback=stop_after_two
     )
     assert calls == [20, 40]
-    assert len(history["max_error"]) == 40
-    assert history["max_error"][-1] < history["max_error"][0]
+    assert len(history.max_error) == 40
+    assert history.max_error[-1] < history.max_error[0]
 
 
 def test_tail_average_is_the_mean_of_the_last_iterates(mixed_graph):
@@ -112,7 +112,7 @@ def test_tail_average_is_the_mean_of_the_last_iterates(mixed_graph):
             **{**base, "num_iterations": iterations}, average_fraction=fraction
         )
         graph, history = fit_smm(zero_copy(mixed_graph), targets, config)
-        return graph.theta_groups, history["max_error"]
+        return graph.theta_groups, history.max_error
 
     iterates = [fit(t)[0] for t in (6, 7, 8)]
     averaged, errors = fit(8, fraction=0.375)  # the last 3 of 8 iterations
@@ -161,11 +161,11 @@ def test_nan_gradient_stops_the_fit(mixed_graph):
 def test_fit_runs_under_initial_states_and_jit_free_api(mixed_graph):
     targets = build_targets_from_marginals(mixed_graph, exact_marginals(mixed_graph))
     g1, h1 = fit_smm(zero_copy(mixed_graph), targets, SMMConfig(**FAST))
-    _g2, h2 = fit_smm(g1, targets, SMMConfig(**FAST), initial_states=h1["states"])
-    assert jax.tree.map(jnp.shape, h2["states"]) == jax.tree.map(
-        jnp.shape, h1["states"]
+    _g2, h2 = fit_smm(g1, targets, SMMConfig(**FAST), initial_states=h1.final_states)
+    assert jax.tree.map(jnp.shape, h2.final_states) == jax.tree.map(
+        jnp.shape, h1.final_states
     )
-    assert np.mean(h2["max_error"]) < np.mean(h1["max_error"])
+    assert np.mean(h2.max_error) < np.mean(h1.max_error)
 
 
 def test_bad_initial_states_are_rejected(mixed_graph):
@@ -203,7 +203,7 @@ def test_param_clip_bounds_contradictory_multipliers(make_graph):
         progress=False,
     )
     fitted, history = fit_smm(graph, targets, config)
-    lam = history["multipliers"]
+    lam = history.multipliers
     assert np.all(np.abs(lam) <= 2.0) and np.isclose(np.abs(lam).max(), 2.0)
     p_true = exact_variable_marginals(fitted)[0][1]
     assert 0.3 < p_true < 0.7  # the compromise between 0.9 and 0.1

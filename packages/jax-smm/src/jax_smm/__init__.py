@@ -6,6 +6,7 @@ theta along ``target moments - model moments``, the model moments coming from
 persistent MCMC chains (chromatic block Gibbs by default).
 """
 
+from jax_smm.config import SMMConfig
 from jax_smm.diagnostics import (
     connected_correlations,
     correlation_pearson,
@@ -38,12 +39,13 @@ from jax_smm.targets import (
     build_targets_from_marginals,
     build_targets_from_samples,
 )
-from jax_smm.training import SMMConfig, fit_smm
+from jax_smm.training import FitHistory, fit_smm
 
 __all__ = [
     "ChromaticGibbs",
     "Factor",
     "FactorGraph",
+    "FitHistory",
     "HybridGibbs",
     "LinearConstraint",
     "LinearFeature",

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import argparse
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jax_smm.checks import MAX_SEED
 from jax_smm.diagnostics import (
     exact_marginals,
     joint_size,
@@ -58,6 +59,22 @@ def demo_graph(seed: int = 0) -> FactorGraph:
     return FactorGraph(variables, factors)
 
 
+def _int_in(minimum: int, maximum: int | None) -> Callable[[str], int]:
+    """An argparse type: an integer in ``[minimum, maximum]``."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+        if value < minimum or (maximum is not None and value > maximum):
+            high = "" if maximum is None else f" and <= {maximum}"
+            raise argparse.ArgumentTypeError(f"must be >= {minimum}{high}, got {value}")
+        return value
+
+    return parse
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     """Fit the demo model and print a summary.
 
@@ -76,9 +93,22 @@ def main(argv: Sequence[str] | None = None) -> None:
         default=Path("jax_smm_demo_output"),
         help="folder for the PNG (default: ./jax_smm_demo_output)",
     )
-    parser.add_argument("--iterations", type=int, default=250, help="SMM steps")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the teacher")
+    parser.add_argument(
+        "--iterations", type=_int_in(1, None), default=250, help="SMM steps (>= 1)"
+    )
+    parser.add_argument(
+        "--seed",
+        type=_int_in(0, MAX_SEED),
+        default=0,
+        help=f"seed of the teacher and of the fit (0 .. {MAX_SEED})",
+    )
     args = parser.parse_args(argv)
+    if args.out.exists() and not args.out.is_dir():
+        parser.error(f"--out: {str(args.out)!r} is a file, not a folder")
+    try:
+        args.out.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        parser.error(f"--out: cannot create {str(args.out)!r} ({err})")
 
     t_start = time.perf_counter()
     teacher = demo_graph(args.seed)
@@ -113,13 +143,13 @@ def main(argv: Sequence[str] | None = None) -> None:
         f"states), {orders.count(1)} unary + {orders.count(2)} pair factors",
         f"targets       exact marginals of a random-theta teacher "
         f"({len(targets.moments)} tables)",
-        f"fit           {len(history['iteration'])} iterations x "
+        f"fit           {len(history.iteration)} iterations x "
         f"{config.mcmc_steps_per_iteration} sweeps x {config.num_chains} chains, "
         f"{config.optimizer} lr {config.learning_rate} ({config.schedule})",
         f"wall time     {fit_seconds:.1f} s fit (incl. compilation), "
         f"{total_seconds:.1f} s total",
-        f"chain error   max |err| {history['max_error'][0]:.3f} at start -> "
-        f"{history['max_error'][-1]:.4f} at the end (MCMC estimate)",
+        f"chain error   max |err| {history.max_error[0]:.3f} at start -> "
+        f"{history.max_error[-1]:.4f} at the end (MCMC estimate)",
         f"exact error   max |err| {max_err:.4f}, mean |err| {mean_err:.5f} "
         "(enumerated fitted model)",
         f"plot          {png.resolve()}",

@@ -19,6 +19,8 @@ from jax_smm.graph import FactorGraph
 from jax_smm.targets import Targets
 
 MAX_ENUMERATION_STATES = 2**20
+NOISE_SIGMAS = 8.0
+ERROR_FLOOR = 0.02
 _ENUMERATION_CHUNK = 2**16
 
 
@@ -70,6 +72,67 @@ def mean_moment_error(
     """Mean absolute difference between model and target moments."""
     errors = moment_errors(graph, targets, model_moments)
     return float(errors.mean()) if errors.size else 0.0
+
+
+def unmatched_targets(
+    graph: FactorGraph,
+    targets: Targets,
+    model_moments: Mapping[int, Any],
+    num_samples: int,
+) -> list[tuple[float, str]]:
+    """Targets that model moments miss by far more than their sampling noise.
+
+    ``model_moments`` are taken to be the frequencies of ``num_samples``
+    independent draws (e.g. one state of every chain). A target cell ``p`` is
+    missed when ``|model - p| > max(NOISE_SIGMAS * sqrt(p (1 - p) / N),
+    ERROR_FLOOR)`` (``p`` kept in ``[1/N, 1 - 1/N]``); a linear constraint when
+    ``|E[W] - c|`` exceeds ``NOISE_SIGMAS`` standard errors of ``W`` and
+    ``ERROR_FLOOR`` times the range of ``W``. At eight standard errors a
+    consistent, converged fit essentially never trips the test.
+
+    Returns
+    -------
+    list of (error, description)
+        The worst cell of each missed factor and each missed constraint,
+        largest error first.
+    """
+    n = float(num_samples)
+    misses = []
+    for factor_id, target in targets.moments.items():
+        target = np.asarray(target, np.float64)
+        model = np.asarray(model_moments[factor_id], np.float64)
+        p = np.clip(target, 1.0 / n, 1.0 - 1.0 / n)
+        error = np.abs(model - target)
+        bound = np.maximum(NOISE_SIGMAS * np.sqrt(p * (1.0 - p) / n), ERROR_FLOOR)
+        if np.any(error > bound):
+            cell = np.unravel_index(np.argmax(error - bound), error.shape)
+            cell = tuple(int(i) for i in cell)
+            misses.append(
+                (
+                    float(error[cell]),
+                    f"factor {factor_id} cell {cell}: target {target[cell]:.3g}, "
+                    f"model {model[cell]:.3g}",
+                )
+            )
+    for c in targets.constraints:
+        factor = graph.factor_over(c.var_ids)
+        weights = orient_table(c.weights, c.var_ids, factor.var_ids)
+        table = np.asarray(model_moments[factor.id], np.float64)
+        achieved = float(np.sum(weights * table))
+        spread = max(float(np.sum(weights**2 * table)) - achieved**2, 0.0)
+        bound = max(
+            NOISE_SIGMAS * np.sqrt(spread / n),
+            ERROR_FLOOR * float(weights.max() - weights.min()),
+        )
+        if abs(achieved - c.target) > bound:
+            misses.append(
+                (
+                    abs(achieved - c.target),
+                    f"constraint {c.name or c.var_ids!r}: target {c.target:.3g}, "
+                    f"model {achieved:.3g}",
+                )
+            )
+    return sorted(misses, key=lambda m: -m[0])
 
 
 def joint_size(graph: FactorGraph) -> int:
@@ -193,8 +256,15 @@ def atomic_write(path: str | os.PathLike, write: Callable[[Path], None]) -> Path
     -------
     pathlib.Path
         ``path``. A failing ``write`` leaves no partial file behind.
+
+    Raises
+    ------
+    ValueError
+        If ``path`` is an existing folder.
     """
     path = Path(path)
+    if path.is_dir():
+        raise ValueError(f"path {str(path)!r} is a folder; give a file name in it")
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, name = tempfile.mkstemp(
         prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent
@@ -218,9 +288,28 @@ def save_figure(fig: Any, path: str | os.PathLike) -> Path:
 
 
 def plot_history(
-    history: Mapping[str, Any], path: str | os.PathLike, title: str = ""
+    history: Mapping[str, Any] | Any, path: str | os.PathLike, title: str = ""
 ) -> Path:
-    """Plot max and mean moment error against iteration to a PNG file."""
+    """Plot max and mean moment error against iteration to a PNG file.
+
+    Parameters
+    ----------
+    history : FitHistory or dict
+        Anything with ``iteration``, ``max_error`` and ``mean_error`` items.
+    path : path-like
+        The PNG file to write (atomically); not a folder.
+    title : str, optional
+
+    Returns
+    -------
+    pathlib.Path
+        ``path``.
+    """
+    if Path(path).is_dir():
+        raise ValueError(
+            f"path {str(path)!r} is a folder; give a file name such as "
+            f"{str(Path(path) / 'history.png')!r}"
+        )
     import matplotlib
 
     matplotlib.use("Agg")

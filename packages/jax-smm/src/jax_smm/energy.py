@@ -12,7 +12,13 @@ from collections.abc import Sequence
 import jax
 import jax.numpy as jnp
 
-from jax_smm.features import State, bin_index, factor_cells, state_to_bins
+from jax_smm.features import (
+    State,
+    bin_index,
+    factor_cells,
+    state_to_bins,
+    validate_states,
+)
 from jax_smm.graph import FactorGraph, Plan, flatten_theta
 
 
@@ -46,7 +52,19 @@ def energy(
     -------
     jax.Array
         The log-potential, shaped like the batch axes.
+
+    Raises
+    ------
+    ValueError
+        If ``state`` is not shaped for the graph or (when concrete) holds
+        out-of-range values.
+
+    Notes
+    -----
+    A graph is a pytree, so ``jax.jit(energy)(graph, state)`` compiles once for
+    every graph of the same structure.
     """
+    validate_states(graph, state, "state", batch_ndim=None)
     groups = graph.theta_groups if theta_groups is None else theta_groups
     plan = graph.plan
     return energy_of_bins(plan, extended_params(groups), state_to_bins(plan, state))
@@ -81,6 +99,7 @@ def local_energy_delta(
     jax.Array
         ``energy(proposed state) - energy(state)``.
     """
+    validate_states(graph, state, "state", batch_ndim=0)
     plan = graph.plan
     groups = graph.theta_groups if theta_groups is None else theta_groups
     theta_ext = extended_params(groups)

@@ -12,7 +12,8 @@ owns that discretisation, so every other module agrees on it.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import math
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import jax
@@ -80,6 +81,93 @@ def uniform_in_bin(
     u = jax.random.uniform(key, jnp.shape(bins), jnp.float32)
     value = low + (bins + u) * width
     return jnp.clip(value, low, high).astype(jnp.float32)
+
+
+def validate_states(
+    graph: FactorGraph, states: State, name: str, batch_ndim: int | None = 1
+) -> None:
+    """Raise ``ValueError`` unless ``states`` holds in-range states of the graph.
+
+    Parameters
+    ----------
+    graph : FactorGraph
+    states : dict
+        ``{"cat": int[..., n_cat], "cont": float[..., n_cont]}`` (``"cont"`` may
+        be left out when the graph has no continuous variable).
+    name : str
+        The argument's name, for the error messages.
+    batch_ndim : int or None
+        Number of leading (sample) axes required; ``None`` allows any number,
+        none included (a single state). With leading axes, at least one sample.
+
+    Notes
+    -----
+    Shapes and dtypes are always checked; values only when concrete (inside a
+    ``jit`` trace they are not known, and are left to the caller).
+    """
+    plan = graph.plan
+    if not isinstance(states, Mapping) or "cat" not in states:
+        raise ValueError(
+            f"{name} must be a dict with keys 'cat' and 'cont', got "
+            f"{type(states).__name__}"
+        )
+    extra = set(states) - {"cat", "cont"}
+    if extra:
+        raise ValueError(f"{name} has unknown keys {sorted(extra)}; allowed: cat, cont")
+    cat = states["cat"]
+    batch = np.shape(cat)[:-1]
+    cont = states.get("cont", np.zeros((*batch, 0), np.float32))
+    ndim = len(np.shape(cat))
+    if (batch_ndim is None and ndim < 1) or (
+        batch_ndim is not None and ndim != batch_ndim + 1
+    ):
+        lead = ["..."] if batch_ndim is None else ["num_samples"] * batch_ndim
+        shape = ", ".join([*lead, str(graph.n_cat)]) + ("," if not lead else "")
+        raise ValueError(f"{name}['cat'] must be shaped ({shape}), got {np.shape(cat)}")
+    if np.shape(cat)[-1] != graph.n_cat:
+        raise ValueError(
+            f"{name}['cat'] must have {graph.n_cat} columns (one per categorical "
+            f"variable), got shape {np.shape(cat)}"
+        )
+    if np.shape(cont) != (*batch, graph.n_cont):
+        raise ValueError(
+            f"{name}['cont'] must be shaped {(*batch, graph.n_cont)}, got "
+            f"{np.shape(cont)}"
+        )
+    if batch and math.prod(batch) == 0:
+        raise ValueError(f"{name} holds no samples")
+    if not np.issubdtype(np.result_type(cat), np.integer):
+        raise ValueError(f"{name}['cat'] must hold integers, got {np.result_type(cat)}")
+    if not np.issubdtype(np.result_type(cont), np.number):
+        raise ValueError(
+            f"{name}['cont'] must hold numbers, got {np.result_type(cont)}"
+        )
+    if isinstance(cat, jax.core.Tracer) or isinstance(cont, jax.core.Tracer):
+        return
+    cat, cont = np.asarray(cat), np.asarray(cont)
+    cards = np.asarray([plan.cards[v] for v in plan.cat_vars], np.int64)
+    _refuse_first_bad(
+        f"{name}['cat']",
+        cat,
+        (cat < 0) | (cat >= cards),
+        lambda j: f"is out of range [0, {cards[j]}) for variable {plan.cat_vars[j]}",
+    )
+    low, high = np.asarray(plan.cont_low), np.asarray(plan.cont_high)
+    _refuse_first_bad(
+        f"{name}['cont']",
+        cont,
+        ~np.isfinite(cont) | (cont < low) | (cont > high),
+        lambda j: f"is outside [{low[j]}, {high[j]}] for variable {plan.cont_vars[j]}",
+    )
+
+
+def _refuse_first_bad(
+    name: str, values: np.ndarray, bad: np.ndarray, allowed: Callable[[int], str]
+) -> None:
+    """Raise naming the first bad entry; ``allowed(column)`` says what is allowed."""
+    if bad.any():
+        index = tuple(int(i) for i in np.argwhere(bad)[0])
+        raise ValueError(f"{name}{list(index)} = {values[index]} {allowed(index[-1])}")
 
 
 def state_to_bins(plan: Plan, state: State) -> jax.Array:
@@ -309,7 +397,14 @@ def estimate_moments(graph: FactorGraph, states: State) -> dict[int, jax.Array]:
     -------
     dict of int to jax.Array
         ``{factor_id: table}``, each shaped like the factor's theta.
+
+    Raises
+    ------
+    ValueError
+        If ``states`` are not shaped for the graph or hold out-of-range values.
     """
+    validate_states(graph, states, "states", batch_ndim=None)
+    states = {key: jnp.asarray(value) for key, value in states.items()}
     return graph.unstack_tables(_estimate_flat(graph.plan, states))
 
 

@@ -25,6 +25,16 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jax_smm.checks import (
+    INT32_MAX,
+    as_float_array,
+    check_fits_in_memory,
+    check_float32_interval,
+    check_int,
+    check_real,
+    is_integer,
+)
+
 VariableKind = Literal["categorical", "bounded_continuous"]
 MAX_ORDER = 3
 
@@ -57,37 +67,39 @@ class Variable:
     num_bins: int | None = None
 
     def __post_init__(self) -> None:
+        if not isinstance(self.name, str):
+            raise ValueError(f"Variable name must be a str, got {self.name!r}")
+        where = f"Variable {self.name!r}"
         if self.kind == "categorical":
-            if self.num_states is None or int(self.num_states) < 2:
-                raise ValueError(
-                    f"Variable {self.name!r}: num_states must be an integer >= 2 "
-                    f"for a categorical variable, got {self.num_states!r}"
-                )
-            object.__setattr__(self, "num_states", int(self.num_states))
+            object.__setattr__(
+                self,
+                "num_states",
+                check_int(f"{where}: num_states", self.num_states, 2, INT32_MAX),
+            )
         elif self.kind == "bounded_continuous":
             if self.low is None or self.high is None:
                 raise ValueError(
-                    f"Variable {self.name!r}: low and high are required for a "
-                    "bounded_continuous variable"
+                    f"{where}: low and high are required for a bounded_continuous "
+                    "variable"
                 )
-            low, high = float(self.low), float(self.high)
-            if not (math.isfinite(low) and math.isfinite(high)) or low >= high:
+            low = check_real(f"{where}: low", self.low)
+            high = check_real(f"{where}: high", self.high)
+            if low >= high:
                 raise ValueError(
-                    f"Variable {self.name!r}: need finite low < high, got "
-                    f"low={self.low!r}, high={self.high!r}"
+                    f"{where}: need finite low < high, got low={low!r}, high={high!r}"
                 )
-            if self.num_bins is None or int(self.num_bins) < 1:
-                raise ValueError(
-                    f"Variable {self.name!r}: num_bins must be an integer >= 1, "
-                    f"got {self.num_bins!r}"
-                )
+            check_float32_interval(where, low, high)
             object.__setattr__(self, "low", low)
             object.__setattr__(self, "high", high)
-            object.__setattr__(self, "num_bins", int(self.num_bins))
+            object.__setattr__(
+                self,
+                "num_bins",
+                check_int(f"{where}: num_bins", self.num_bins, 1, INT32_MAX),
+            )
         else:
             raise ValueError(
-                f"Variable {self.name!r}: kind must be 'categorical' or "
-                f"'bounded_continuous', got {self.kind!r}"
+                f"{where}: kind must be 'categorical' or 'bounded_continuous', got "
+                f"{self.kind!r}"
             )
 
     @classmethod
@@ -138,7 +150,18 @@ class Factor:
     table_shape: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
-        var_ids = tuple(int(v) for v in self.var_ids)
+        object.__setattr__(self, "id", check_int("Factor id", self.id))
+        if isinstance(self.var_ids, (str, bytes)) or not hasattr(
+            self.var_ids, "__iter__"
+        ):
+            raise ValueError(
+                f"Factor {self.id}: var_ids must be a sequence of variable ids, got "
+                f"{self.var_ids!r}"
+            )
+        var_ids = tuple(
+            check_int(f"Factor {self.id}: var_ids[{i}]", v, 0)
+            for i, v in enumerate(self.var_ids)
+        )
         if not 1 <= len(var_ids) <= MAX_ORDER:
             raise ValueError(
                 f"Factor {self.id}: var_ids must hold 1 to {MAX_ORDER} variables, "
@@ -146,9 +169,12 @@ class Factor:
             )
         if len(set(var_ids)) != len(var_ids):
             raise ValueError(f"Factor {self.id}: var_ids has repeats: {var_ids}")
-        theta = np.array(self.theta, dtype=np.float32)
+        theta = as_float_array(f"Factor {self.id}: theta", self.theta, np.float32)
         theta.flags.writeable = False
-        shape = tuple(int(s) for s in (self.table_shape or theta.shape))
+        shape = tuple(
+            check_int(f"Factor {self.id}: table_shape[{i}]", s, 1)
+            for i, s in enumerate(self.table_shape or theta.shape)
+        )
         if theta.shape != shape:
             raise ValueError(
                 f"Factor {self.id}: theta shape {theta.shape} != table_shape {shape}"
@@ -340,6 +366,14 @@ def dsatur_colouring(neighbours: Sequence[set[int]]) -> list[int]:
 class FactorGraph:
     """A sparse factor graph over categorical and bounded continuous variables.
 
+    A graph is a JAX pytree: its leaves are the compiled plan's arrays and the
+    stacked factor tables (``theta_groups``); its static structure (variables
+    and factor scopes) is hashable and compared by content. So a graph is an
+    ordinary argument of a jitted function, ``jax.jit(energy)(graph, state)``,
+    and graphs that differ only in their tables share one compilation. (Do not
+    mark it static: the tables are arrays.) Inside a trace use ``plan`` and
+    ``theta_groups``; ``factors`` and ``thetas`` need concrete tables.
+
     Parameters
     ----------
     variables : sequence of Variable
@@ -368,17 +402,20 @@ class FactorGraph:
         self, variables: Sequence[Variable], factors: Sequence[Factor]
     ) -> None:
         self.variables = tuple(variables)
-        self.factors = tuple(factors)
+        factors = tuple(factors)
         if not self.variables:
             raise ValueError("variables must not be empty")
         for v in self.variables:
             if not isinstance(v, Variable):
                 raise ValueError(f"variables must hold Variable objects, got {v!r}")
+        for f in factors:
+            if not isinstance(f, Factor):
+                raise ValueError(f"factors must hold Factor objects, got {f!r}")
         n = len(self.variables)
-        ids = [f.id for f in self.factors]
+        ids = [f.id for f in factors]
         if len(set(ids)) != len(ids):
             raise ValueError(f"factors: factor ids must be unique, got {ids}")
-        for f in self.factors:
+        for f in factors:
             bad = [v for v in f.var_ids if not 0 <= v < n]
             if bad:
                 raise ValueError(
@@ -390,9 +427,12 @@ class FactorGraph:
                     f"factors: factor {f.id} has table_shape {f.table_shape}, but "
                     f"its variables have cardinalities {expected}"
                 )
-        self.factor_to_vars = [f.var_ids for f in self.factors]
+        self._factors: tuple[Factor, ...] | None = factors
+        self._factor_ids = tuple(ids)
+        self._table_shapes = tuple(f.table_shape for f in factors)
+        self.factor_to_vars = [f.var_ids for f in factors]
         self.var_to_factors: list[list[int]] = [[] for _ in range(n)]
-        for f in self.factors:
+        for f in factors:
             for v in f.var_ids:
                 self.var_to_factors[v].append(f.id)
         self.var_index: dict[int, tuple[str, int]] = {}
@@ -401,14 +441,36 @@ class FactorGraph:
             key = "cont" if v.is_continuous else "cat"
             self.var_index[i] = (key, counts[key])
             counts[key] += 1
-        self._factor_pos = {f.id: i for i, f in enumerate(self.factors)}
-        self._by_scope: dict[frozenset[int], Factor] = {}
-        for f in self.factors:
-            self._by_scope.setdefault(frozenset(f.var_ids), f)
-        self.plan, self._plan_order = _compile(self.variables, self.factors)
+        self._factor_pos = {f.id: i for i, f in enumerate(factors)}
+        self._by_scope: dict[frozenset[int], int] = {}
+        for i, f in enumerate(factors):
+            self._by_scope.setdefault(frozenset(f.var_ids), i)
+        self.plan, self._plan_order = _compile(self.variables, factors)
         order = [pos for members in self._plan_order for pos in members]
-        self._plan_index = {self.factors[pos].id: i for i, pos in enumerate(order)}
-        self.theta_groups = self._stack(f.theta for f in self.factors)
+        self._plan_index = {ids[pos]: i for i, pos in enumerate(order)}
+        self.theta_groups = self._stack(f.theta for f in factors)
+        self._structure = _GraphStructure(self)
+
+    @property
+    def factors(self) -> tuple[Factor, ...]:
+        """The factors, carrying the current tables (built on first access)."""
+        if self._factors is None:
+            tables = self.unstack_tables(self.theta_groups)
+            self._factors = tuple(
+                Factor(fid, scope, tables[fid], shape)
+                for fid, scope, shape in zip(
+                    self._factor_ids,
+                    self.factor_to_vars,
+                    self._table_shapes,
+                    strict=True,
+                )
+            )
+        return self._factors
+
+    @property
+    def factor_ids(self) -> tuple[int, ...]:
+        """Factor ids, in ``factors`` order (no table is built)."""
+        return self._factor_ids
 
     @property
     def num_vars(self) -> int:
@@ -431,20 +493,24 @@ class FactorGraph:
 
     def factor_position(self, factor_id: int) -> int:
         """Position of factor ``factor_id`` in ``factors``."""
-        try:
-            return self._factor_pos[int(factor_id)]
-        except KeyError:
-            raise ValueError(f"factor_id {factor_id!r} is not in the graph") from None
+        if not is_integer(factor_id) or int(factor_id) not in self._factor_pos:
+            raise ValueError(f"factor_id {factor_id!r} is not in the graph")
+        return self._factor_pos[int(factor_id)]
+
+    def table_shape(self, factor_id: int) -> tuple[int, ...]:
+        """Table shape of factor ``factor_id`` (no table is built)."""
+        return self._table_shapes[self.factor_position(factor_id)]
 
     def factor_over(self, var_ids: Sequence[int]) -> Factor | None:
         """The (first) factor whose scope is exactly ``var_ids``, in any order."""
-        return self._by_scope.get(frozenset(int(v) for v in var_ids))
+        pos = self._by_scope.get(frozenset(int(v) for v in var_ids))
+        return None if pos is None else self.factors[pos]
 
     def cell_range(self, factor_id: int) -> tuple[int, int]:
         """Start and stop of factor ``factor_id``'s cells in the flat vector."""
-        i = self._plan_index[self.factor(factor_id).id]
-        start = int(self.plan.factor_offset[i])
-        return start, start + math.prod(self.factor(factor_id).table_shape)
+        shape = self.table_shape(factor_id)
+        start = int(self.plan.factor_offset[self._plan_index[int(factor_id)]])
+        return start, start + math.prod(shape)
 
     def _stack(self, tables) -> tuple[jax.Array, ...]:
         """Stack per-factor tables (in ``factors`` order) into group arrays."""
@@ -456,7 +522,7 @@ class FactorGraph:
 
     def stack_tables(self, tables: dict[int, jax.Array]) -> tuple[jax.Array, ...]:
         """Stack a ``{factor_id: table}`` dict (all factors) into group arrays."""
-        return self._stack(tables[f.id] for f in self.factors)
+        return self._stack(tables[fid] for fid in self._factor_ids)
 
     def unstack_tables(self, groups: Sequence[jax.Array]) -> dict[int, np.ndarray]:
         """Split group arrays (or a flat vector) into ``{factor_id: table}`` (NumPy)."""
@@ -466,7 +532,7 @@ class FactorGraph:
         for members, group in zip(self._plan_order, groups, strict=True):
             group = np.asarray(group)
             for j, pos in enumerate(members):
-                out[self.factors[pos].id] = group[j]
+                out[self._factor_ids[pos]] = group[j]
         return out
 
     @property
@@ -478,23 +544,97 @@ class FactorGraph:
         """Return a copy whose factors carry the given group tables.
 
         The compiled plan is shared, not rebuilt.
+
+        Raises
+        ------
+        ValueError
+            If the groups are not shaped like ``theta_groups`` or hold
+            non-finite values.
         """
         groups = tuple(jnp.asarray(g, jnp.float32) for g in theta_groups)
-        tables = self.unstack_tables(groups)
+        expected = [g.shape for g in self.theta_groups]
+        if [g.shape for g in groups] != expected:
+            raise ValueError(
+                f"theta_groups must have shapes {expected}, got "
+                f"{[g.shape for g in groups]}"
+            )
+        concrete = not any(isinstance(g, jax.core.Tracer) for g in groups)
+        if concrete and not all(bool(jnp.all(jnp.isfinite(g))) for g in groups):
+            raise ValueError("theta_groups must be finite")
+        return self._replace(self.plan, groups)
+
+    def _replace(self, plan: Plan, theta_groups: tuple[jax.Array, ...]) -> FactorGraph:
+        """A graph of the same structure with another plan and tables (unchecked)."""
         new = object.__new__(FactorGraph)
         new.__dict__.update(self.__dict__)
-        new.factors = tuple(
-            Factor(f.id, f.var_ids, tables[f.id], f.table_shape) for f in self.factors
-        )
-        new.theta_groups = groups
+        new.plan, new.theta_groups, new._factors = plan, theta_groups, None
         return new
 
     def __repr__(self) -> str:
         return (
             f"FactorGraph({self.num_vars} variables ({self.n_cat} categorical, "
-            f"{self.n_cont} continuous), {len(self.factors)} factors, "
+            f"{self.n_cont} continuous), {len(self._factor_ids)} factors, "
             f"{self.plan.num_colours} colours)"
         )
+
+
+class _GraphStructure:
+    """The static part of a :class:`FactorGraph` pytree, compared by content.
+
+    The key is the variables and every factor's id and scope (which fix the
+    plan); its hash is computed once. ``prototype`` carries the host-side
+    metadata an unflattened graph reuses.
+    """
+
+    __slots__ = ("hash", "key", "prototype")
+
+    def __init__(self, graph: FactorGraph) -> None:
+        self.key = (
+            graph.variables,
+            tuple(zip(graph._factor_ids, graph.factor_to_vars, strict=True)),
+        )
+        self.hash = hash(self.key)
+        self.prototype = graph
+
+    def __hash__(self) -> int:
+        return self.hash
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _GraphStructure) and (
+            self is other or (self.hash == other.hash and self.key == other.key)
+        )
+
+    def __repr__(self) -> str:
+        variables, factors = self.key
+        return f"GraphStructure({len(variables)} variables, {len(factors)} factors)"
+
+
+jax.tree_util.register_pytree_node(
+    FactorGraph,
+    lambda g: ((g.plan, g.theta_groups), g._structure),
+    lambda structure, children: structure.prototype._replace(*children),
+)
+
+
+def plan_bytes(num_rows: int, max_card: int, degrees: dict[int, int]) -> int:
+    """Bytes of a plan's padded incidence tables and of their gathered values.
+
+    Parameters
+    ----------
+    num_rows : int
+        Rows of the colour-blocked layout.
+    max_card : int
+        Largest cardinality ``K`` (every table is padded to it).
+    degrees : dict of int to int
+        Incidence slots per row for orders 1, 2 and 3.
+
+    Returns
+    -------
+    int
+        ``int32`` cells plus the ``float32`` tables a sampler gathers from them.
+    """
+    per_row = sum(d * (max_card**o + o) for o, d in degrees.items()) + max_card
+    return 2 * 4 * num_rows * per_row
 
 
 def _compile(
@@ -512,6 +652,12 @@ def _compile(
     plan_order = tuple(tuple(m) for m in groups.values())
     order = [pos for members in plan_order for pos in members]
     num_f = len(order)
+    num_cells = sum(math.prod(f.table_shape) for f in factors)
+    if num_cells >= INT32_MAX:
+        raise ValueError(
+            f"factors: the graph has {num_cells} factor cells; the int32 wiring "
+            f"holds at most {INT32_MAX - 1}"
+        )
 
     factor_vars = np.zeros((num_f + 1, MAX_ORDER), np.int32)
     factor_strides = np.zeros((num_f + 1, MAX_ORDER), np.int32)
@@ -584,8 +730,18 @@ def _compile(
             perm = (axis, *(a for a in range(f.order) if a != axis))
             incid[f.order][v].append((others, np.transpose(cells, perm)))
 
+    degrees = {o: max(len(lst) for lst in incid[o]) for o in (1, 2, 3)}
+    degrees[1] = max(degrees[1], 1)  # the sampler always reads a unary slot
+    check_fits_in_memory(
+        f"the graph's compiled sampler tables ({num_rows} rows, incidence slots "
+        f"{degrees[1]} unary x K, {degrees[2]} pair x K^2, {degrees[3]} triple x "
+        f"K^3, K = {k}: the largest cardinality pads every table)",
+        plan_bytes(num_rows, k, degrees),
+    )
+
     def padded(order_: int) -> tuple[int, np.ndarray, np.ndarray]:
-        deg = max(1, max(len(lst) for lst in incid[order_]))
+        """Rows and cells of every incidence of one order; nothing if unused."""
+        deg = degrees[order_]
         rows = np.zeros((num_rows, deg, max(order_ - 1, 1)), np.int32)
         cells = np.full((num_rows, deg) + (k,) * order_, zero_cell, np.int32)
         for v in range(n):
@@ -598,12 +754,6 @@ def _compile(
     unary_degree, _, unary_cells = padded(1)
     pair_degree, pair_rows, pair_cells = padded(2)
     triple_degree, triple_rows, triple_cells = padded(3)
-    if not any(incid[3]):
-        triple_degree = 0
-        triple_rows, triple_cells = triple_rows[:, :0], triple_cells[:, :0]
-    if not any(incid[2]):
-        pair_degree = 0
-        pair_rows, pair_cells = pair_rows[:, :0], pair_cells[:, :0]
 
     def prefix(order_: int, degree: int) -> tuple[int, ...]:
         """Per slot, the largest end (over colour blocks) of its real rows."""

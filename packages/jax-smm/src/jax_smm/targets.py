@@ -12,24 +12,29 @@ A fit matches two kinds of statistics:
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jax_smm.checks import as_float_array
 from jax_smm.features import (
     LinearFeature,
     LinearWiring,
     State,
     moments_from_bins,
     state_to_bins,
+    validate_states,
     wire_linear_features,
 )
 from jax_smm.graph import FactorGraph, Plan
 
 MARGINAL_TOLERANCE = 1e-4
+CONSISTENCY_TOLERANCE = 1e-3
 
 
 @dataclass(frozen=True)
@@ -114,14 +119,79 @@ class CompiledTargets:
     linear_values: jax.Array
 
 
-def _check_table(name: str, table: np.ndarray, shape: tuple[int, ...]) -> None:
-    if table.shape != shape:
-        raise ValueError(f"{name}: shape {table.shape} != factor table_shape {shape}")
-    if not np.all(np.isfinite(table)) or np.any(table < 0):
+def table_tolerance(table: Any) -> float:
+    """Tolerance on a marginal table's sum: ``MARGINAL_TOLERANCE`` or its dtype's eps.
+
+    A float16 table of exact probabilities sums to 1 only within about its
+    machine epsilon (each entry is rounded), so its tolerance is that epsilon.
+    """
+    dtype = getattr(table, "dtype", None)  # Python sequences: float64
+    if dtype is not None and jnp.issubdtype(dtype, jnp.floating):
+        return max(MARGINAL_TOLERANCE, float(jnp.finfo(dtype).eps))
+    return MARGINAL_TOLERANCE
+
+
+def checked_table(name: str, table: Any, shape: tuple[int, ...]) -> np.ndarray:
+    """Validate a marginal table and return it as float32, renormalised to sum 1.
+
+    Raises
+    ------
+    ValueError
+        Naming ``name`` if the table is not numeric, not shaped ``shape``, has
+        negative or non-finite entries, or does not sum to 1 (within
+        :func:`table_tolerance`).
+    """
+    array = as_float_array(name, table, np.float64)
+    tolerance = table_tolerance(table)
+    if array.shape != shape:
+        raise ValueError(f"{name}: shape {array.shape} != factor table_shape {shape}")
+    if not np.all(np.isfinite(array)) or np.any(array < 0):
         raise ValueError(f"{name}: entries must be finite and non-negative")
-    total = float(table.sum())
-    if abs(total - 1.0) > MARGINAL_TOLERANCE:
-        raise ValueError(f"{name}: entries must sum to 1, they sum to {total:.6g}")
+    total = float(array.sum())
+    if abs(total - 1.0) > tolerance:
+        raise ValueError(
+            f"{name}: entries must sum to 1 (within {tolerance:.3g}), they sum to "
+            f"{total:.6g}"
+        )
+    return (array / total).astype(np.float32)
+
+
+def inconsistent_margins(
+    graph: FactorGraph,
+    tables: Mapping[int, np.ndarray],
+    tolerance: float = CONSISTENCY_TOLERANCE,
+) -> list[tuple[float, int, int, int]]:
+    """Pairs of target tables whose margins of a shared variable disagree.
+
+    Parameters
+    ----------
+    graph : FactorGraph
+    tables : dict of int to numpy.ndarray
+        Valid target tables (see :func:`checked_table`).
+    tolerance : float
+        Largest allowed max absolute difference between two margins.
+
+    Returns
+    -------
+    list of (difference, variable, factor_id, other_factor_id)
+        For every variable in the scope of two or more tables, each table whose
+        margin of it differs from the first table's by more than
+        ``tolerance``, largest first.
+    """
+    margins: dict[int, list[tuple[int, np.ndarray]]] = {}
+    for factor_id, table in tables.items():
+        scope = graph.factor_to_vars[graph.factor_position(factor_id)]
+        for axis, v in enumerate(scope):
+            others = tuple(a for a in range(len(scope)) if a != axis)
+            margins.setdefault(v, []).append((factor_id, table.sum(axis=others)))
+    found = []
+    for v, tabs in margins.items():
+        first_id, first = tabs[0]
+        for factor_id, margin in tabs[1:]:
+            diff = float(np.max(np.abs(margin - first)))
+            if diff > tolerance:
+                found.append((diff, v, first_id, factor_id))
+    return sorted(found, reverse=True)
 
 
 def build_targets_from_marginals(
@@ -143,54 +213,41 @@ def build_targets_from_marginals(
     Returns
     -------
     Targets
+
+    Warns
+    -----
+    RuntimeWarning
+        If two tables' margins of a shared variable disagree by more than
+        ``CONSISTENCY_TOLERANCE`` plus twice the tables' rounding tolerance (see
+        :func:`inconsistent_margins`).
     """
-    tables = {}
-    for factor_id, table in marginal_tables.items():
-        factor = graph.factor(factor_id)
-        arr = np.asarray(table, np.float32)
-        _check_table(f"marginal_tables[{factor_id}]", arr, factor.table_shape)
-        tables[factor.id] = arr
+    tables = {
+        int(factor_id): checked_table(
+            f"marginal_tables[{factor_id}]", table, graph.table_shape(factor_id)
+        )
+        for factor_id, table in marginal_tables.items()
+    }
     if not tables and not constraints:
         raise ValueError("marginal_tables and constraints are both empty")
     wire_linear_features(graph, [c.feature for c in constraints])  # validates
+    rounding = max((table_tolerance(t) for t in marginal_tables.values()), default=0)
+    conflicts = inconsistent_margins(
+        graph, tables, CONSISTENCY_TOLERANCE + 2 * rounding
+    )
+    if conflicts:
+        shown = "; ".join(
+            f"factor {b}'s margin of variable {v} differs from factor {a}'s by "
+            f"{diff:.3g}"
+            for diff, v, a, b in conflicts[:5]
+        )
+        warnings.warn(
+            f"marginal_tables are inconsistent ({len(conflicts)} conflicts): "
+            f"{shown}. No distribution matches them all; the fit will end with "
+            "errors on these factors.",
+            RuntimeWarning,
+            stacklevel=2,
+        )
     return Targets(tables, tuple(constraints))
-
-
-def validate_states(graph: FactorGraph, states: State, name: str) -> None:
-    """Raise ``ValueError`` unless ``states`` holds in-range states of the graph."""
-    plan = graph.plan
-    cat = np.asarray(states.get("cat", np.zeros((0, 0))))
-    cont = np.asarray(states.get("cont", np.zeros((cat.shape[0], 0))))
-    if cat.ndim != 2 or cat.shape[1] != graph.n_cat:
-        raise ValueError(
-            f"{name}['cat'] must be shaped (num_samples, {graph.n_cat}), "
-            f"got {cat.shape}"
-        )
-    if cont.shape != (cat.shape[0], graph.n_cont):
-        raise ValueError(
-            f"{name}['cont'] must be shaped ({cat.shape[0]}, {graph.n_cont}), "
-            f"got {cont.shape}"
-        )
-    if cat.shape[0] == 0:
-        raise ValueError(f"{name} holds no samples")
-    if not np.issubdtype(cat.dtype, np.integer):
-        raise ValueError(f"{name}['cat'] must hold integers, got {cat.dtype}")
-    cards = np.asarray([plan.cards[v] for v in plan.cat_vars])
-    bad = (cat < 0) | (cat >= cards)
-    if bad.any():
-        i, j = np.argwhere(bad)[0]
-        raise ValueError(
-            f"{name}['cat'][{i}, {j}] = {cat[i, j]} is out of range "
-            f"[0, {cards[j]}) for variable {plan.cat_vars[j]}"
-        )
-    low, high = np.asarray(plan.cont_low), np.asarray(plan.cont_high)
-    bad = ~np.isfinite(cont) | (cont < low) | (cont > high)
-    if bad.any():
-        i, j = np.argwhere(bad)[0]
-        raise ValueError(
-            f"{name}['cont'][{i}, {j}] = {cont[i, j]} is outside "
-            f"[{low[j]}, {high[j]}] for variable {plan.cont_vars[j]}"
-        )
 
 
 def build_targets_from_samples(
@@ -264,6 +321,19 @@ def compile_targets(graph: FactorGraph, targets: Targets) -> CompiledTargets:
     values = np.zeros(plan.num_params, np.float32)
     mask = np.zeros(plan.num_params, np.float32)
     for factor_id, table in targets.moments.items():
+        try:
+            shape = graph.table_shape(factor_id)
+        except ValueError:
+            raise ValueError(
+                f"targets.moments has factor {factor_id!r}, which is not in this "
+                "graph: were the targets built for another graph?"
+            ) from None
+        if np.shape(table) != shape:
+            raise ValueError(
+                f"targets.moments[{factor_id}] has shape {np.shape(table)}, but "
+                f"factor {factor_id} of this graph has table shape {shape}: were "
+                "the targets built for another graph?"
+            )
         start, stop = graph.cell_range(factor_id)
         values[start:stop] = np.ravel(table)
         mask[start:stop] = 1.0

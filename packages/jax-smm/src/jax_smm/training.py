@@ -11,10 +11,10 @@ iterations run inside ``lax.scan`` chunks and a tqdm bar follows the chunks.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+import warnings
+from collections.abc import Callable, Mapping
 from functools import partial
-from typing import Any, Literal, NamedTuple
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -23,7 +23,15 @@ import optax
 from jax import lax
 from tqdm.auto import tqdm
 
-from jax_smm.features import State, add_linear_terms, linear_expectations
+from jax_smm.config import SMMConfig, as_config
+from jax_smm.diagnostics import unmatched_targets
+from jax_smm.features import (
+    State,
+    add_linear_terms,
+    estimate_moments,
+    linear_expectations,
+    validate_states,
+)
 from jax_smm.graph import FactorGraph, Plan, flatten_theta, unflatten_theta
 from jax_smm.mcmc.buffer import PersistentBuffer, resolve_kernel
 from jax_smm.mcmc.hybrid import HybridGibbs
@@ -31,108 +39,9 @@ from jax_smm.targets import (
     CompiledTargets,
     Targets,
     compile_targets,
-    validate_states,
 )
 
-OPTIMIZERS = ("sgd", "adam")
-SCHEDULES = ("cosine", "constant")
 FINAL_LR_FRACTION = 0.01
-
-
-@dataclass(frozen=True)
-class SMMConfig:
-    """Settings of :func:`fit_smm`.
-
-    Attributes
-    ----------
-    num_iterations : int
-        Optimiser steps.
-    num_chains : int
-        Persistent chains.
-    mcmc_steps_per_iteration : int
-        Sweeps of every chain per iteration; moments average over all of them.
-    learning_rate : float
-        Step size of the optimiser.
-    optimizer : {"sgd", "adam"}
-        Optimiser (from optax).
-    l2_regularization : float
-        Weight of ``0.5 * l2 * |theta|^2`` on the fitted parameters.
-    grad_clip : float or None
-        Clip the gradient to this global norm (``None``: no clipping).
-    param_clip : float or None
-        Keep every fitted parameter (targeted theta cells and constraint
-        multipliers) in ``[-param_clip, param_clip]`` after each step; bounds the
-        log-potentials when targets are contradictory or on the boundary.
-    schedule : {"cosine", "constant"}
-        Learning-rate schedule. Moment estimates are noisy, so a constant step
-        leaves theta jittering around the solution; the cosine decay (to 1 % of
-        ``learning_rate`` at the last iteration) lets it settle (Robbins-Monro).
-    average_fraction : float
-        Polyak-Ruppert tail averaging: the returned parameters are the mean of
-        the iterates over this final fraction of the iterations (0: the last
-        iterate). Averaging cancels most of the jitter the noisy moment
-        estimates leave in the parameters.
-    seed : int
-        Seed of the chains' initial states and of every MCMC draw.
-    chunk_size : int
-        Iterations per jitted ``lax.scan`` chunk (one progress-bar tick each).
-    kernel : {"chromatic", "sequential"}
-        MCMC kernel; chromatic block Gibbs is the default.
-    progress : bool
-        Show a tqdm progress bar.
-    """
-
-    num_iterations: int = 500
-    num_chains: int = 256
-    mcmc_steps_per_iteration: int = 2
-    learning_rate: float = 0.05
-    optimizer: Literal["sgd", "adam"] = "adam"
-    l2_regularization: float = 0.0
-    grad_clip: float | None = None
-    param_clip: float | None = None
-    schedule: Literal["cosine", "constant"] = "cosine"
-    average_fraction: float = 0.0
-    seed: int = 0
-    chunk_size: int = 25
-    kernel: Literal["chromatic", "sequential"] = "chromatic"
-    progress: bool = True
-
-    def __post_init__(self) -> None:
-        for name in (
-            "num_iterations",
-            "num_chains",
-            "mcmc_steps_per_iteration",
-            "chunk_size",
-        ):
-            value = getattr(self, name)
-            if not isinstance(value, (int, np.integer)) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
-        if not (np.isfinite(self.learning_rate) and self.learning_rate > 0):
-            raise ValueError(
-                f"learning_rate must be finite and > 0, got {self.learning_rate!r}"
-            )
-        if self.optimizer not in OPTIMIZERS:
-            raise ValueError(
-                f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}"
-            )
-        if not (np.isfinite(self.l2_regularization) and self.l2_regularization >= 0):
-            raise ValueError(
-                "l2_regularization must be finite and >= 0, "
-                f"got {self.l2_regularization!r}"
-            )
-        for name in ("grad_clip", "param_clip"):
-            value = getattr(self, name)
-            if value is not None and not value > 0:
-                raise ValueError(f"{name} must be None or > 0, got {value!r}")
-        if not 0.0 <= self.average_fraction < 1.0:
-            raise ValueError(
-                f"average_fraction must be in [0, 1), got {self.average_fraction!r}"
-            )
-        if self.schedule not in SCHEDULES:
-            raise ValueError(
-                f"schedule must be one of {SCHEDULES}, got {self.schedule!r}"
-            )
-        resolve_kernel(self.kernel)
 
 
 class _StepSpec(NamedTuple):
@@ -260,13 +169,61 @@ def _train_chunk(
     return lax.scan(body, carry, active)
 
 
+class FitHistory(NamedTuple):
+    """What :func:`fit_smm` records, as NumPy arrays (one entry per iteration).
+
+    ``history.max_error`` and ``history["max_error"]`` are the same array.
+
+    Attributes
+    ----------
+    iteration : int64[T]
+        Iteration numbers ``0 .. T-1`` (``T`` < ``num_iterations`` when a
+        callback stopped the fit).
+    max_error, mean_error : float64[T]
+        Largest and mean absolute moment error (targeted cells and linear
+        constraints) of each iteration's Monte Carlo estimate.
+    runtime : float64[T]
+        Cumulative wall seconds since the call of :func:`fit_smm` at the end of
+        each iteration: measured at the end of each jitted chunk and
+        interpolated linearly inside it (the first chunk includes compilation
+        unless an identical fit was compiled before).
+    multipliers : float32[m]
+        ``lambda`` of each linear constraint, tail-averaged like the returned
+        tables (already folded into them).
+    final_states : dict
+        The persistent chains at the end, ``{"cat": int32[C, n_cat], "cont":
+        float32[C, n_cont]}`` (NumPy): a warm start for another fit
+        (``initial_states``) or for :class:`~jax_smm.model.MaxEntModel`.
+    config : SMMConfig
+        The settings of the fit.
+    """
+
+    iteration: np.ndarray
+    max_error: np.ndarray
+    mean_error: np.ndarray
+    runtime: np.ndarray
+    multipliers: np.ndarray
+    final_states: State
+    config: SMMConfig
+
+    def __getitem__(self, key: int | slice | str) -> Any:
+        """A field by name (``history["max_error"]``) or a tuple position."""
+        if isinstance(key, str):
+            if key not in self._fields:
+                raise KeyError(
+                    f"FitHistory has no field {key!r}; fields: {self._fields}"
+                )
+            return getattr(self, key)
+        return tuple.__getitem__(self, key)
+
+
 def fit_smm(
     graph: FactorGraph,
     targets: Targets,
-    config: SMMConfig | None = None,
+    config: SMMConfig | Mapping[str, Any] | None = None,
     initial_states: State | None = None,
     callback: Callable[[int, State], bool | None] | None = None,
-) -> tuple[FactorGraph, dict[str, Any]]:
+) -> tuple[FactorGraph, FitHistory]:
     """Fit the graph's factor tables so that model moments match ``targets``.
 
     Parameters
@@ -276,11 +233,12 @@ def fit_smm(
         target keep their theta.
     targets : Targets
         From :func:`build_targets_from_marginals` or
-        :func:`build_targets_from_samples`.
-    config : SMMConfig, optional
-        Settings (defaults if omitted).
+        :func:`build_targets_from_samples`, for this graph.
+    config : SMMConfig or dict, optional
+        Settings (defaults if omitted); a dict is checked like
+        :meth:`SMMConfig.from_dict` (unknown keys are named in the error).
     initial_states : dict, optional
-        Chain states to start from (e.g. ``history["states"]`` of an earlier
+        Chain states to start from (e.g. ``history.final_states`` of an earlier
         fit); their number of chains overrides ``config.num_chains``. Uniformly
         random if omitted.
     callback : callable, optional
@@ -292,21 +250,29 @@ def fit_smm(
     graph : FactorGraph
         A copy whose factors carry the fitted tables (linear constraint terms
         ``lambda * W`` folded in).
-    history : dict
-        Per iteration: ``iteration``, ``max_error``, ``mean_error`` (moment
-        errors of that iteration's estimate) and ``runtime`` (seconds since the
-        start of the fit, interpolated inside a chunk; the first chunk includes
-        compilation unless an identical fit was compiled before). Also
-        ``multipliers`` (``lambda`` of each constraint, tail-averaged like the
-        returned tables) and ``states`` (final chain states).
+    history : FitHistory
+        Per-iteration errors and runtime, the multipliers, the final chain
+        states and the config.
 
     Raises
     ------
+    ValueError
+        For a bad config, targets built for another graph, bad initial states,
+        or chains that cannot fit in memory.
     FloatingPointError
         If a gradient becomes non-finite.
+
+    Warns
+    -----
+    RuntimeWarning
+        When the final chains miss some target by far more than their sampling
+        noise (see :func:`~jax_smm.diagnostics.unmatched_targets`): the targets
+        are inconsistent, or the fit needs more iterations.
     """
     start = time.perf_counter()
-    config = SMMConfig() if config is None else config
+    config = as_config(config)
+    if not isinstance(graph, FactorGraph):
+        raise ValueError(f"graph must be a FactorGraph, got {type(graph).__name__}")
     compiled = compile_targets(graph, targets)
     spec = _StepSpec(
         kernel=resolve_kernel(config.kernel),
@@ -332,7 +298,8 @@ def fit_smm(
         states, key = buffer.states, buffer.rng_keys
     else:
         validate_states(graph, initial_states, "initial_states")
-        states = jax.tree.map(jnp.asarray, dict(initial_states))
+        states = {k: jnp.asarray(v) for k, v in initial_states.items()}
+        states.setdefault("cont", jnp.zeros((states["cat"].shape[0], 0), jnp.float32))
     params = {
         "theta": flatten_theta(graph.theta_groups),
         "lam": jnp.zeros(compiled.linear.num_features, jnp.float32),
@@ -375,13 +342,35 @@ def fit_smm(
             if callback is not None and callback(first + n_active, carry.states):
                 break
 
+    final_states = {k: np.asarray(v) for k, v in carry.states.items()}
+    _warn_if_unmatched(graph, targets, final_states)
     theta = effective_theta(carry.average, compiled)
-    history = {
-        "iteration": list(range(len(max_err))),
-        "max_error": max_err,
-        "mean_error": mean_err,
-        "runtime": runtime,
-        "multipliers": np.asarray(carry.average["lam"]),
-        "states": carry.states,
-    }
+    history = FitHistory(
+        iteration=np.arange(len(max_err)),
+        max_error=np.asarray(max_err, np.float64),
+        mean_error=np.asarray(mean_err, np.float64),
+        runtime=np.asarray(runtime, np.float64),
+        multipliers=np.asarray(carry.average["lam"]),
+        final_states=final_states,
+        config=config,
+    )
     return graph.with_theta(unflatten_theta(graph.plan, theta)), history
+
+
+def _warn_if_unmatched(graph: FactorGraph, targets: Targets, states: State) -> None:
+    """Warn when the final chains miss targets by far more than sampling noise."""
+    num_chains = states["cat"].shape[0]
+    misses = unmatched_targets(
+        graph, targets, estimate_moments(graph, states), num_chains
+    )
+    if misses:
+        shown = "; ".join(text for _, text in misses[:5])
+        warnings.warn(
+            f"fit_smm: the fit ends with {len(misses)} target(s) missed by far "
+            f"more than the sampling noise of its {num_chains} chains. Worst: "
+            f"{shown}. The targets may be inconsistent (no distribution matches "
+            "them all), or the fit needs more iterations or a larger learning "
+            "rate.",
+            RuntimeWarning,
+            stacklevel=3,
+        )

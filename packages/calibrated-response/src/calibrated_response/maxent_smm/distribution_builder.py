@@ -26,6 +26,9 @@ from calibrated_response.maxent_smm.config import SMMConfig
 from calibrated_response.models.distribution import HistogramDistribution
 from jax_smm.features import orient_table
 
+# The per-iteration curves of jax_smm.FitHistory that ``info["history"]`` keeps.
+_CURVES = ("iteration", "max_error", "mean_error", "runtime")
+
 
 class DistributionBuilder:
     """Fit the maximum-entropy distribution that honours a set of estimates.
@@ -102,7 +105,7 @@ class DistributionBuilder:
         distinct, shared = merge_equivalent(problem.constraints)
         if distinct:
             targets = jax_smm.build_targets_from_marginals(graph, {}, distinct)
-            graph, history = jax_smm.fit_smm(
+            graph, fit = jax_smm.fit_smm(
                 graph,
                 targets,
                 jax_smm.SMMConfig(
@@ -119,14 +122,12 @@ class DistributionBuilder:
                     progress=cfg.progress,
                 ),
             )
-            states = history["states"]
+            states = fit.final_states
+            history = {name: getattr(fit, name).tolist() for name in _CURVES}
+            multipliers = np.asarray(fit.multipliers, np.float64)
         else:
-            history = {
-                "iteration": [],
-                "max_error": [],
-                "mean_error": [],
-                "runtime": [],
-            }
+            history = {name: [] for name in _CURVES}
+            multipliers = np.zeros(0)
             states = jax_smm.PersistentBuffer.initialize(
                 graph, cfg.num_chains, cfg.seed
             ).states
@@ -146,8 +147,6 @@ class DistributionBuilder:
         skipped = [
             {"estimate_id": s.estimate_id, "reason": s.reason} for s in problem.skipped
         ]
-        history = {k: v for k, v in history.items() if k != "states"}
-        multipliers = np.asarray(history.get("multipliers", []), np.float64)
         # Equivalent estimates share one multiplier; each reports that one.
         history["multipliers"] = [float(multipliers[j]) for j in shared]
         history["acceptance"] = float(kernel_info.acceptance_rate)

@@ -9,8 +9,8 @@ from typing import Literal
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
+from jax_smm.checks import as_key, check_fits_in_memory, check_int, format_bytes
 from jax_smm.energy import extended_params
 from jax_smm.features import State
 from jax_smm.graph import FactorGraph, Plan
@@ -56,6 +56,39 @@ def random_states(plan: Plan, num_chains: int, key: jax.Array) -> State:
     return {"cat": cat, "cont": cont.astype(jnp.float32)}
 
 
+def bytes_per_chain(plan: Plan) -> int:
+    """Estimated working memory of one chain while it is sampled and counted.
+
+    Counts the state and its bins, the row layout (current, previous, moves),
+    one colour block's conditional logits and gathered neighbour states
+    (a one-hot of them at high degree), and the factor cells gathered when the
+    moments are counted. An estimate for refusing sizes that cannot fit, not an
+    exact figure.
+
+    Returns
+    -------
+    int
+        Bytes per chain.
+    """
+    k, size = plan.max_card, plan.colour_size
+    words = (
+        4 * plan.num_vars
+        + 3 * plan.num_rows
+        + size * k * (3 + plan.pair_degree * k + plan.triple_degree)
+        + 4 * plan.num_factors
+    )
+    return 4 * words
+
+
+def check_chains_fit(plan: Plan, num_chains: int, name: str = "num_chains") -> None:
+    """Refuse a number of chains whose estimated memory exceeds the machine's."""
+    per_chain = bytes_per_chain(plan)
+    check_fits_in_memory(
+        f"{name} = {num_chains} (about {format_bytes(per_chain)} per chain)",
+        num_chains * per_chain,
+    )
+
+
 @partial(jax.jit, static_argnames=("kernel", "n_sweeps"))
 def _sample(
     plan: Plan,
@@ -74,7 +107,18 @@ class PersistentBuffer:
     """A batch of persistent Markov chains and their random key.
 
     The buffer is an immutable pytree: :meth:`sample_step` returns a new buffer,
-    so it can be threaded through ``jit`` and ``lax.scan``.
+    so it can be threaded through ``jit`` and ``lax.scan``. Use it as::
+
+        buffer, moments, info = buffer.sample_step(graph)
+        states = buffer.get_states()
+
+    A buffer that :meth:`sample_step` has advanced is *stale*: its
+    :meth:`get_states` raises ``RuntimeError`` instead of silently returning the
+    states from before the step (the spec-style ``buffer.sample_step(...);
+    buffer.get_states()``). Stepping a stale buffer again is allowed (it
+    branches; without ``rng`` it repeats the same draws, as a pure function
+    of the buffer should); ``buffer.states`` stays readable for code that
+    knows it holds the old states.
 
     Attributes
     ----------
@@ -99,13 +143,19 @@ class PersistentBuffer:
         num_chains : int
             Number of chains (at least 1).
         rng : jax.Array or int
-            A PRNG key or an integer seed.
+            A PRNG key or an integer seed in ``[0, 2**32 - 1]``.
+
+        Raises
+        ------
+        ValueError
+            If ``num_chains`` is not a positive integer or the chains cannot fit
+            in memory (the estimate is in the message), or ``rng`` is neither a
+            key nor a seed.
         """
-        if int(num_chains) < 1:
-            raise ValueError(f"num_chains must be >= 1, got {num_chains!r}")
-        key = jax.random.key(int(rng)) if isinstance(rng, (int, np.integer)) else rng
-        init_key, keep_key = jax.random.split(key)
-        return cls(random_states(graph.plan, int(num_chains), init_key), keep_key)
+        num_chains = check_int("num_chains", num_chains, 1)
+        check_chains_fit(graph.plan, num_chains)
+        init_key, keep_key = jax.random.split(as_key("rng", rng))
+        return cls(random_states(graph.plan, num_chains, init_key), keep_key)
 
     @property
     def num_chains(self) -> int:
@@ -113,7 +163,20 @@ class PersistentBuffer:
         return int(self.states["cat"].shape[0])
 
     def get_states(self) -> State:
-        """The current chain states."""
+        """The current chain states.
+
+        Raises
+        ------
+        RuntimeError
+            If :meth:`sample_step` has advanced this buffer: the states it holds
+            are those from before the step; use the buffer the step returned.
+        """
+        if getattr(self, "_advanced", False):
+            raise RuntimeError(
+                "get_states() on a PersistentBuffer that sample_step has already "
+                "advanced: the buffer is immutable and sample_step returns the "
+                "new one; write `buffer, moments, info = buffer.sample_step(...)`"
+            )
         return self.states
 
     def sample_step(
@@ -141,16 +204,18 @@ class PersistentBuffer:
         Returns
         -------
         buffer : PersistentBuffer
-            The advanced chains.
+            The advanced chains (this buffer becomes stale, see the class
+            notes).
         moments : float32[P]
             Flat factor marginals averaged over every sweep and chain.
         info : HybridInfo
         """
-        if int(n_sweeps) < 1:
-            raise ValueError(f"n_sweeps must be >= 1, got {n_sweeps!r}")
+        n_sweeps = check_int("n_sweeps", n_sweeps, 1)
         keep = self.rng_keys
         if rng is None:
             keep, rng = jax.random.split(self.rng_keys)
+        else:
+            rng = as_key("rng", rng)
         groups = graph.theta_groups if theta_groups is None else theta_groups
         states, counts, info = _sample(
             graph.plan,
@@ -158,7 +223,8 @@ class PersistentBuffer:
             extended_params(groups),
             self.states,
             rng,
-            int(n_sweeps),
+            n_sweeps,
         )
-        moments = counts / (int(n_sweeps) * self.num_chains)
+        moments = counts / (n_sweeps * self.num_chains)
+        object.__setattr__(self, "_advanced", True)
         return PersistentBuffer(states, keep), moments, info
