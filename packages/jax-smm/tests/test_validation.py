@@ -10,6 +10,7 @@ import pytest
 from jax_smm import (
     Factor,
     FactorGraph,
+    MaxEntModel,
     PersistentBuffer,
     SMMConfig,
     Targets,
@@ -38,6 +39,8 @@ def test_sizes_that_cannot_fit_are_refused_before_allocating(mixed_graph):
         fit_smm(mixed_graph, targets, config)
     with pytest.raises(ValueError, match=r"num_chains = 1000000000 .* per chain"):
         PersistentBuffer.initialize(mixed_graph, 10**9, 0)
+    with pytest.raises(ValueError, match=r"n = 100000000000 samples"):
+        MaxEntModel(mixed_graph).sample(10**11, 0)
 
 
 def test_compile_builds_only_the_tables_the_graph_uses():

@@ -33,6 +33,7 @@ from jax_smm.mcmc import (
     gibbs_sweep,
     gibbs_update,
 )
+from jax_smm.model import MaxEntModel
 from jax_smm.targets import (
     LinearConstraint,
     Targets,
@@ -49,6 +50,7 @@ __all__ = [
     "HybridGibbs",
     "LinearConstraint",
     "LinearFeature",
+    "MaxEntModel",
     "PersistentBuffer",
     "SMMConfig",
     "SequentialGibbs",

@@ -18,6 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jax_smm.checks import MAX_SEED
+from jax_smm.couplings import top_couplings
 from jax_smm.diagnostics import (
     exact_marginals,
     joint_size,
@@ -26,6 +27,7 @@ from jax_smm.diagnostics import (
     plot_history,
 )
 from jax_smm.graph import Factor, FactorGraph, Variable
+from jax_smm.model import MaxEntModel
 from jax_smm.targets import build_targets_from_marginals
 from jax_smm.training import SMMConfig, fit_smm
 
@@ -129,6 +131,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     max_err = max_moment_error(fitted, targets, exact)
     mean_err = mean_moment_error(fitted, targets, exact)
     png = plot_history(history, args.out / "demo_error.png", "jax-smm demo")
+    model = MaxEntModel.from_fit(fitted, history)
+    saved = model.save(args.out / "demo_model.npz")
+    (i, j, _), (ti, tj, _) = model.top_couplings(1)[0], top_couplings(teacher, 1)[0]
     total_seconds = time.perf_counter() - t_start
 
     orders = [f.order for f in teacher.factors]
@@ -153,6 +158,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         f"exact error   max |err| {max_err:.4f}, mean |err| {mean_err:.5f} "
         "(enumerated fitted model)",
         f"plot          {png.resolve()}",
+        f"model         {saved.name} in the plot's folder (MaxEntModel.load); "
+        f"top pair x{i}-x{j} (teacher: x{ti}-x{tj})",
         rule,
     ]
     print("\n".join(lines))
