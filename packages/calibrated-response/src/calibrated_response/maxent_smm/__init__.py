@@ -8,10 +8,13 @@ from calibrated_response.maxent_smm.adapters import (
 )
 from calibrated_response.maxent_smm.config import SMMConfig
 from calibrated_response.maxent_smm.distribution_builder import DistributionBuilder
+from calibrated_response.maxent_smm.fitted import Answer, FittedDistribution
 
 __all__ = [
     "AdaptedProblem",
+    "Answer",
     "DistributionBuilder",
+    "FittedDistribution",
     "SMMConfig",
     "SkippedConstraint",
     "adapt",

@@ -31,6 +31,7 @@ and multiply its step size.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -51,6 +52,7 @@ from jax_smm import Variable as SMMVariable
 from jax_smm.features import orient_table
 
 MAX_CONDITIONS = 2
+MAX_TABLE_CELLS = 2**24
 EQUIVALENCE_DECIMALS = 9
 BINARY_EDGES = (0.0, 0.5, 1.0)
 RepoVariable = BinaryVariable | ContinuousVariable
@@ -102,11 +104,28 @@ class UnsupportedEstimate(Exception):
 
 
 def to_smm_variable(variable: RepoVariable, max_bins: int) -> SMMVariable:
-    """The jax_smm variable of a repository variable."""
+    """The jax_smm variable of a repository variable.
+
+    Raises
+    ------
+    ValueError
+        When the bins of a continuous variable cannot be told apart in the
+        float32 arithmetic the sampler uses (bounds beyond about 3.4e38, or a
+        range too narrow for its bounds' magnitude).
+    """
     if isinstance(variable, BinaryVariable):
         return SMMVariable.categorical(variable.name, 2)
     if isinstance(variable, ContinuousVariable):
         low, high = variable.get_domain()
+        with np.errstate(over="ignore"):
+            edges = np.linspace(low, high, max_bins + 1).astype(np.float32)
+        if not (np.all(np.isfinite(edges)) and np.all(np.diff(edges) > 0)):
+            raise ValueError(
+                f"variable {variable.name!r}: the range [{low}, {high}] in "
+                f"{max_bins} bins is not representable in float32 (bounds must be "
+                "within +-3.4e38 and the bins wider than about 1e-7 of the "
+                "bounds' magnitude)"
+            )
         return SMMVariable.continuous(variable.name, low, high, max_bins)
     raise ValueError(f"unsupported variable type: {type(variable).__name__}")
 
@@ -160,8 +179,14 @@ def _bin_parts(
     return fraction, centre
 
 
-class _Scope:
-    """Builds a weight table over the distinct variables of an estimate."""
+class EventScope:
+    """Weights over the bins of the variables an event or estimate mentions.
+
+    Propositions added with :meth:`add_event` intersect (a conjunction);
+    :meth:`axis_weights` gives, per variable, the probability of the event
+    inside each of its bins (binary: 0 or 1; continuous: the fraction of the
+    bin on the event's side, as the density is uniform inside a bin).
+    """
 
     def __init__(
         self, index: dict[str, int], variables: Sequence[RepoVariable], max_bins: int
@@ -195,6 +220,29 @@ class _Scope:
         """Put a variable in scope without restricting it."""
         return self._var(name)
 
+    def axis_weights(self, value_var: int | None = None) -> list[np.ndarray]:
+        """Per variable of the scope (``var_ids`` order), a weight per bin.
+
+        The weight is the probability of the event inside the bin, times the
+        mean of ``x_value_var`` over the part of the bin in the event for the
+        variable ``value_var`` (binary: times its 0/1 value).
+        """
+        out = []
+        for var_id in self.var_ids:
+            variable = self.variables[var_id]
+            if isinstance(variable, BinaryVariable):
+                weight = self.binary.get(var_id, np.ones(2))
+                if var_id == value_var:
+                    weight = weight * np.asarray([0.0, 1.0])
+            else:
+                edges = variable_edges(variable, self.max_bins)
+                lo, hi = self.intervals.get(var_id, variable.get_domain())
+                weight, centre = _bin_parts(edges, lo, hi)
+                if var_id == value_var:
+                    weight = weight * centre
+            out.append(weight)
+        return out
+
     def table(self, value_var: int | None = None) -> np.ndarray:
         """``1_event`` (times ``x_value_var`` when given) on the scope.
 
@@ -207,19 +255,16 @@ class _Scope:
                 f"scope of {len(self.var_ids)} variables (at most "
                 f"{MAX_CONDITIONS + 1}: the variable and {MAX_CONDITIONS} conditions)"
             )
+        weights = self.axis_weights(value_var)
+        cells = math.prod(len(w) for w in weights)
+        if cells > MAX_TABLE_CELLS:
+            raise ValueError(
+                f"a table over {[self.variables[v].name for v in self.var_ids]} "
+                f"needs {cells:,} cells ({cells * 4 / 2**30:.1f} GiB in float32), "
+                f"above the limit of {MAX_TABLE_CELLS:,}: lower max_bins"
+            )
         table = np.ones(())
-        for var_id in self.var_ids:
-            variable = self.variables[var_id]
-            edges = variable_edges(variable, self.max_bins)
-            if isinstance(variable, BinaryVariable):
-                weight = self.binary.get(var_id, np.ones(2))
-                if var_id == value_var:
-                    weight = weight * np.asarray([0.0, 1.0])
-            else:
-                lo, hi = self.intervals.get(var_id, variable.get_domain())
-                weight, centre = _bin_parts(edges, lo, hi)
-                if var_id == value_var:
-                    weight = weight * centre
+        for weight in weights:
             table = np.multiply.outer(table, weight)
         return table
 
@@ -258,7 +303,7 @@ def estimate_to_constraint(
     ValueError
         For an expected value outside its variable's domain.
     """
-    scope = _Scope(index, variables, max_bins)
+    scope = EventScope(index, variables, max_bins)
     if isinstance(estimate, ProbabilityEstimate):
         scope.add_event(estimate.proposition)
         weights, target = scope.table(), estimate.probability
@@ -275,7 +320,7 @@ def estimate_to_constraint(
         for condition in estimate.conditions:
             scope.add_event(condition)
         scope.add_variable(estimate.proposition.variable)
-        joint = _Scope(index, variables, max_bins)
+        joint = EventScope(index, variables, max_bins)
         for prop in (*estimate.conditions, estimate.proposition):
             joint.add_event(prop)
         readout = (joint.table(), scope.table())
@@ -292,6 +337,15 @@ def estimate_to_constraint(
         target = 0.0
     else:
         raise UnsupportedEstimate(f"estimate type {type(estimate).__name__}")
+    if not np.any(readout[1] > 0):
+        raise UnsupportedEstimate(
+            "the conditions are impossible (no value in the variables' domains "
+            "satisfies all of them)"
+        )
+    if isinstance(estimate, ProbabilityEstimate) and not np.any(readout[0] > 0):
+        raise UnsupportedEstimate(
+            "the event is impossible (no value in the variable's domain satisfies it)"
+        )
     # Scale each constraint to a unit spread of weights, so multipliers of
     # probabilities and of expectations in large units learn at the same pace
     # (the constraint set is unchanged by a positive scale).

@@ -176,6 +176,15 @@ class HistogramDistribution(BaseModel):
             raise ValueError(
                 f"samples must lie within the edges [{edges[0]}, {edges[-1]}]"
             )
+        if weights is not None:
+            weights = np.asarray(weights, np.float64).ravel()
+            if weights.shape != values.shape:
+                raise ValueError(
+                    f"weights must have one entry per sample ({values.size}), got "
+                    f"{weights.size}"
+                )
+            if not np.all(np.isfinite(weights)) or np.any(weights < 0):
+                raise ValueError("weights must be finite and >= 0")
         counts, _ = np.histogram(values, bins=edges, weights=weights)
         if counts.sum() <= 0:
             raise ValueError("weights must have a positive sum")
