@@ -6,7 +6,7 @@ import pytest
 from jax_smm import PersistentBuffer, exact_marginals, gibbs_sweep, gibbs_update
 from jax_smm.features import bin_index, moments_from_bins, state_to_bins
 from jax_smm.mcmc import ChromaticGibbs, HybridGibbs, SequentialGibbs, threefry
-from jax_smm.mcmc.kernels import UNROLLED_DEGREE
+from jax_smm.mcmc.conditionals import UNROLLED_DEGREE
 
 CASES = {
     "binary_chain": (
@@ -26,6 +26,8 @@ CASES = {
         [(0,), (5,), (0, 1), (0, 2), (0, 3), (1, 2, 4), (3, 5, 6), (4, 6)],
         {},
     ),
+    # K > SELECT_MAX_CARD: table columns by gathers, a triple of large tables
+    "large_k": ([10, 9, 3], [(0,), (1,), (0, 1), (1, 2), (0, 1, 2)], {}),
     "binned_continuous": (
         [3, 5, 2],
         [(0,), (1,), (2,), (0, 1), (1, 2)],
