@@ -20,8 +20,13 @@ from jax_smm.mcmc.kernels import bins_to_rows
 GRAPHS = {
     # binary pairwise chain plus an isolated binary variable
     "binary": ([2] * 5, [(0,), (4,), (0, 1), (1, 2), (2, 3), (3, 0)]),
-    # mixed cardinalities, a triple, a one-bin continuous variable (shape (1, 3))
-    "mixed": (
+    # mixed cardinalities and a one-bin continuous variable (shape (1, 3))
+    "pairs": (
+        [2, 3, 4, 3, 1],
+        [(0,), (1,), (2,), (0, 1), (1, 2), (2, 3), (3, 0), (4, 1)],
+    ),
+    # the same with a triple factor
+    "triples": (
         [2, 3, 4, 3, 1],
         [(0,), (1,), (2,), (0, 1), (1, 2), (2, 3), (3, 0), (0, 2, 3), (4, 1)],
     ),
@@ -37,8 +42,9 @@ GRAPHS = {
 # (graph, thresholds to patch, expected pair path)
 PATHS = {
     "binary": ("binary", {}, "binary"),
-    "select": ("mixed", {}, "select"),
-    "gather": ("mixed", {"SELECT_MAX_CARD": 2}, "gather"),
+    "select": ("pairs", {}, "select"),
+    "table": ("triples", {}, "table"),
+    "table_gather": ("triples", {"SELECT_MAX_CARD": 2}, "table"),
     "onehot": ("all_pairs", {"UNROLLED_DEGREE": 1, "DENSE_MAX_WIDTH": 0}, "onehot"),
     "dense": ("all_pairs", {"UNROLLED_DEGREE": 1}, "dense"),
 }
@@ -65,8 +71,9 @@ def forced_path(monkeypatch, make_graph, path):
     return graph
 
 
-@pytest.mark.parametrize("path", ["select", "gather", "onehot", "dense"])
+@pytest.mark.parametrize("path", ["select", "table", "table_gather", "onehot", "dense"])
 def test_block_logits_match_the_row_reference(path, monkeypatch, make_graph):
+    monkeypatch.setattr(conditionals, "MIN_SEGMENT_ROWS", 1)  # every row range
     graph = forced_path(monkeypatch, make_graph, path)
     plan = graph.plan
     size = plan.colour_size
@@ -76,10 +83,13 @@ def test_block_logits_match_the_row_reference(path, monkeypatch, make_graph):
         tables = conditionals.sampler_tables(plan, extended_params(groups))
         rows = bins_to_rows(plan, bins)
         state = conditionals.chain_state(plan, rows)
-        blocks = [
-            jnp.stack(conditionals.block_logits(plan, tables, state, c * size, size), 1)
-            for c in range(plan.num_colours)
-        ]
+        blocks = []
+        for c in range(plan.num_colours):
+            for segment in conditionals.block_segments(plan):
+                logits = conditionals.block_logits(
+                    plan, tables, state, c * size, segment
+                )
+                blocks.append(jnp.stack(logits, 1) if path == "select" else logits)
         reference = jax.vmap(lambda r: conditionals.row_logits(plan, tables, rows, r))
         return jnp.concatenate(blocks), reference(jnp.arange(plan.num_rows))
 
@@ -91,7 +101,8 @@ def test_block_logits_match_the_row_reference(path, monkeypatch, make_graph):
     )
 
 
-def test_binary_draw_is_the_sigmoid_of_the_logit_difference(make_graph):
+def test_binary_draw_is_the_sigmoid_of_the_logit_difference(monkeypatch, make_graph):
+    monkeypatch.setattr(conditionals, "MIN_SEGMENT_ROWS", 1)
     graph = build(make_graph, "binary")
     plan = graph.plan
     assert conditionals.pair_path(plan) == "binary"
@@ -104,9 +115,15 @@ def test_binary_draw_is_the_sigmoid_of_the_logit_difference(make_graph):
         uniforms = jax.random.uniform(key, (plan.num_colours, size, bins.shape[0]))
         new = [
             conditionals.binary_block_draw(
-                plan, tables.binary, rows, c * size, size, uniforms[c]
+                plan,
+                tables.binary,
+                rows,
+                c * size,
+                segment,
+                uniforms[c, segment.start : segment.stop],
             )
             for c in range(plan.num_colours)
+            for segment in conditionals.block_segments(plan)
         ]
         reference = jax.vmap(lambda r: conditionals.row_logits(plan, tables, rows, r))
         return jnp.concatenate(new), reference(jnp.arange(plan.num_rows)), uniforms
@@ -139,7 +156,7 @@ def reference_counts(graph, bins_batches):
     ("path", "methods"),
     [
         ("binary", {"binary"}),
-        ("select", {"scatter"}),
+        ("table", {"scatter"}),
         ("dense", {"gram", "scatter"}),
     ],
 )

@@ -39,10 +39,9 @@ from jax_smm.mcmc.conditionals import (
     ChainState,
     SamplerTables,
     chain_state,
-    draw_block,
     row_logits,
     sampler_tables,
-    set_block,
+    update_block,
 )
 
 
@@ -124,8 +123,7 @@ class ChromaticGibbs:
         def colour_step(state, xs):
             colour, uniforms = xs
             start = colour * size
-            new = draw_block(plan, tables, state, start, size, uniforms)
-            return set_block(plan, state, new, start), None
+            return update_block(plan, tables, state, start, uniforms), None
 
         def sweep(state, key):
             chains = state.rows.shape[1]
