@@ -38,10 +38,14 @@ from jax_smm.mcmc import counting, threefry
 from jax_smm.mcmc.conditionals import (
     ChainState,
     SamplerTables,
+    block_segments,
     chain_state,
+    defer_writes,
+    draw_block,
     row_logits,
     sampler_tables,
     update_block,
+    write_block,
 )
 
 
@@ -113,7 +117,9 @@ class ChromaticGibbs:
 
     The default kernel. One ``lax.scan`` step per colour keeps each colour's new
     states materialised before the next colour reads them; the uniforms of a
-    whole sweep are drawn before it, in one parallel loop.
+    whole sweep are drawn before it, in one parallel loop. On the ``"select"``
+    path each block is written one step late
+    (:func:`~jax_smm.mcmc.conditionals.defer_writes`).
     """
 
     def sweep_fn(self, plan: Plan, tables: SamplerTables) -> SweepFn:
@@ -122,16 +128,35 @@ class ChromaticGibbs:
 
         def colour_step(state, xs):
             colour, uniforms = xs
+            return update_block(plan, tables, state, colour * size, uniforms), None
+
+        def late_colour_step(carry, xs):
+            # Write the block drawn at the previous step, then draw this one.
+            state, pending, pending_start = carry
+            state = write_block(plan, state, pending_start, pending)
+            colour, uniforms = xs
             start = colour * size
-            return update_block(plan, tables, state, start, uniforms), None
+            return (
+                state,
+                draw_block(plan, tables, state, start, uniforms),
+                start,
+            ), None
 
         def sweep(state, key):
             chains = state.rows.shape[1]
             uniforms = threefry.uniform(key, (plan.num_colours, size, chains))
-            state, _ = lax.scan(
-                colour_step, state, (jnp.arange(plan.num_colours), uniforms)
+            xs = (jnp.arange(plan.num_colours), uniforms)
+            if not defer_writes(plan):
+                state, _ = lax.scan(colour_step, state, xs)
+                return state
+            # Block 0 rewritten with its own states at the first step: a no-op.
+            pending = tuple(
+                state.rows[seg.start : seg.stop] for seg in block_segments(plan)
             )
-            return state
+            (state, pending, start), _ = lax.scan(
+                late_colour_step, (state, pending, jnp.int32(0)), xs
+            )
+            return write_block(plan, state, start, pending)
 
         return sweep
 
