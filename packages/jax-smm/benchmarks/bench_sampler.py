@@ -13,10 +13,10 @@ per ``K``).
 
 * ``ours``: jax_smm's chromatic Gibbs kernel, ``ChromaticGibbs.sample_bins``, on a
   ``FactorGraph`` with one unary factor per site and one pair factor per edge.
-  Only the final states are kept: the factor-cell counts that ``sample_bins``
-  can accumulate after every sweep are switched off (``accumulate=False`` where
-  the installed jax_smm has that switch, else left as dead code for XLA to
-  remove); ``--with-counts`` accumulates and returns them.
+  Only the final states are kept (``accumulate=False``: no factor-cell counts).
+* ``ours_counts``: the same kernel counting every factor cell after every sweep
+  and returning the counts and move rates, as a training iteration does
+  (``--skip-counts`` leaves it out).
 * ``numpy``: a vectorised NumPy checkerboard sampler written here, the floor.
   The state of each colour is its own ``(sites, chains)`` array (chains on the
   last, contiguous axis) and every update draws one uniform: compared with the
@@ -41,14 +41,17 @@ Checks, run before anything is written
   computed from the raw NumPy arrays;
 * sampling: after the timed calls, the single-site marginals over the chains of
   ours agree with those of the NumPy sampler (and of thrml) within a loose
-  statistical tolerance, so a broken sampler cannot post a fast number.
+  statistical tolerance, so a broken sampler cannot post a fast number; and
+  ``ours_counts`` (same seed) ends in exactly the states of ``ours``.
 
 Outputs
 -------
 A table on stdout, ``sampler_throughput.json`` (rates, raw times, checks,
-machine information) and ``sampler_throughput.png`` (grouped bars, log scale),
-both written atomically into ``--out-dir`` (default: ``results/`` next to this
-script).
+machine information, load averages before and after) and
+``sampler_throughput.png`` (grouped bars, log scale), both written atomically
+into ``--out-dir`` (default: ``results/`` next to this script). A full run (not
+``--quick``, not ``--no-readme``) then rewrites the ``bench:sampler`` block of
+the package README from that JSON (:mod:`readme_blocks`).
 
 Usage::
 
@@ -77,6 +80,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+# The script's own folder is on sys.path when it runs.
+import readme_blocks
+
 from jax_smm import Factor, FactorGraph, Variable
 from jax_smm import energy as jax_smm_energy
 from jax_smm.diagnostics import atomic_write
@@ -87,7 +93,7 @@ SIDE = 64
 PARAM_STD = 0.5
 SEED = 1234
 NUM_NEIGHBOURS = 4
-IMPLEMENTATIONS = ("ours", "numpy", "thrml")
+IMPLEMENTATIONS = ("ours", "ours_counts", "numpy", "thrml")
 NUMPY_WARMUP_SWEEPS = 5
 ENERGY_CHECK_STATES = 4
 ENERGY_ATOL = 1e-2
@@ -266,10 +272,9 @@ class OursSampler(CompiledSampler):
     seed : int
         Seed of the JAX random key.
     with_counts : bool
-        Also accumulate and return the factor-cell counts and move rates.
+        Also accumulate and return the factor-cell counts and move rates (the
+        sampler is then named ``ours_counts``).
     """
-
-    name = "ours"
 
     def __init__(
         self,
@@ -280,6 +285,7 @@ class OursSampler(CompiledSampler):
         seed: int,
         with_counts: bool,
     ) -> None:
+        self.name = "ours_counts" if with_counts else "ours"
         start = time.perf_counter()
         self.graph = build_factor_graph(model)
         self.plan = self.graph.plan
@@ -749,9 +755,9 @@ def benchmark_k(
     checks: dict[str, Any] = {}
     for name in implementations:
         print(f"K={k} {name}: setting up ...", flush=True)
-        if name == "ours":
+        if name in ("ours", "ours_counts"):
             sampler: Sampler = OursSampler(
-                model, init, args.sweeps, n_calls, args.seed, args.with_counts
+                model, init, args.sweeps, n_calls, args.seed, name == "ours_counts"
             )
             checks["ours_num_colours"] = sampler.num_colours
         elif name == "numpy":
@@ -796,6 +802,11 @@ def benchmark_k(
                 f"(noise {result['expected_rms']:.4f}), "
                 f"r {result['correlation']:.3f} -> {'ok' if result['ok'] else 'FAIL'}"
             )
+    if "ours" in finals and "ours_counts" in finals:
+        # Same seed, same draws: counting must not change the states.
+        same = bool(np.array_equal(finals["ours"], finals["ours_counts"]))
+        checks["ours_counts_states_equal_ours"] = {"ok": same}
+        print(f"K={k} check ours_counts ends in the states of ours -> {same}")
     return records, checks
 
 
@@ -844,6 +855,14 @@ def source_state() -> dict[str, Any]:
         "commit": git("rev-parse", "HEAD"),
         "jax_smm_src_modified": None if status is None else bool(status),
     }
+
+
+def load_average() -> list[float] | None:
+    """The 1, 5 and 15 minute load averages (``None`` where unavailable)."""
+    try:
+        return list(os.getloadavg())
+    except OSError:
+        return None
 
 
 def machine_info() -> dict[str, Any]:
@@ -956,9 +975,14 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--skip-thrml", action="store_true")
     parser.add_argument(
-        "--with-counts",
+        "--skip-counts",
         action="store_true",
-        help="keep jax_smm's per-sweep factor-cell counts (else dead code)",
+        help="leave out ours_counts (the kernel counting factor cells every sweep)",
+    )
+    parser.add_argument(
+        "--no-readme",
+        action="store_true",
+        help="do not rewrite the README block (quick runs never do)",
     )
     parser.add_argument("--device-label", default=None, help="stored in the JSON")
     parser.add_argument("--side", type=int, default=SIDE, help="grid side (even)")
@@ -982,9 +1006,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the benchmark, print the table, write JSON and PNG."""
     args = parse_args(argv)
-    implementations = [
-        name for name in IMPLEMENTATIONS if not (args.skip_thrml and name == "thrml")
-    ]
+    skipped = {"thrml"} if args.skip_thrml else set()
+    if args.skip_counts:
+        skipped.add("ours_counts")
+    implementations = [name for name in IMPLEMENTATIONS if name not in skipped]
+    load_before = load_average()
     machine = machine_info()
     source = source_state()  # now, close to when jax_smm was imported
     print(
@@ -1029,9 +1055,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             "sweeps_per_call": args.sweeps,
             "repeats": args.repeats,
             "quick": args.quick,
-            "with_counts": args.with_counts,
             "implementations": implementations,
             "rate": "sites * chains * sweeps / median seconds of one call",
+        },
+        "load": {
+            "load_average_1_5_15": load_before,
+            "load_average_after": load_average(),
         },
         "results": records,
         "ratios": ratios(records),
@@ -1050,6 +1079,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     plot(records, title, args.out_dir / f"{RESULTS_STEM}.png")
     print(f"\nwrote {json_path} and {RESULTS_STEM}.png")
+    if not (args.quick or args.no_readme):
+        block = readme_blocks.render_sampler(payload)
+        if readme_blocks.update_readme("sampler", block):
+            print(f"rewrote the bench:sampler block of {readme_blocks.README}")
     return 0
 
 

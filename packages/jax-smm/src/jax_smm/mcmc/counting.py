@@ -11,7 +11,9 @@ by the cheapest exact method that applies:
   :func:`~jax_smm.mcmc.conditionals.pair_path`): the Gram matrix
   ``onehot @ onehot.T`` of the one-hot states holds the joint counts of every
   pair of rows; a matrix product runs near the machine's peak, so counting all
-  9,180 pair tables of an all-pairs Potts model costs less than one sweep;
+  9,180 pair tables of an all-pairs Potts model costs less than one sweep. The
+  last state is left out of the product (0.64x the work at ``K = 5``): its
+  counts follow from the others and the number of samples;
 * ``"binary"`` (tables of shape ``(2,)`` and ``(2, 2)`` in binary plans): per
   row the number of chains in state 1, per pair factor the number with both
   variables in state 1; the other cells follow by inclusion-exclusion;
@@ -62,8 +64,9 @@ class CountStats(NamedTuple):
 
     Attributes
     ----------
-    gram : float32[R * K, R * K] or None
-        Summed ``onehot @ onehot.T``.
+    gram : float32[R * (K - 1), R * (K - 1)] or None
+        Summed ``onehot @ onehot.T`` over the states ``0 .. K - 2`` of every
+        row.
     ones : float32[R] or None
         Per row, the number of (sweep, chain) samples in state 1.
     both_ones : tuple of float32[F_g]
@@ -115,7 +118,7 @@ def init_stats(plan: Plan) -> CountStats:
     """Zero statistics for ``plan``."""
     groups = factor_groups(plan)
     methods = {g.method for g in groups}
-    width = plan.num_rows * plan.max_card
+    width = plan.num_rows * (plan.max_card - 1)
     return CountStats(
         gram=jnp.zeros((width, width), jnp.float32) if "gram" in methods else None,
         ones=jnp.zeros(plan.num_rows, jnp.float32) if "binary" in methods else None,
@@ -147,29 +150,79 @@ def add_counts(plan: Plan, stats: CountStats, state: ChainState) -> CountStats:
     rows = state.rows
     gram, ones, scatter = stats.gram, stats.ones, stats.scatter
     if gram is not None:
+        k = plan.max_card
         onehot = state.onehot
         if onehot is None:
-            onehot = onehot_rows(rows, plan.max_card)
+            onehot = onehot_rows(rows, k)
+        onehot = onehot.reshape(-1, k, rows.shape[1])[:, : k - 1]
+        onehot = onehot.reshape(-1, rows.shape[1])
         gram = gram + jnp.dot(onehot, onehot.T)
     if ones is not None:
         ones = ones + jnp.sum(rows, axis=1, dtype=jnp.float32)
     both_ones = []
-    scattered = []
     for group in factor_groups(plan):
         if group.method == "binary" and len(group.shape) == 2:
             factor_rows = _group_rows(plan, group)
             both = rows[factor_rows[:, 0]] * rows[factor_rows[:, 1]]
             both_ones.append(jnp.sum(both, axis=1, dtype=jnp.float32))
         elif group.method == "scatter":
-            scattered.append(scatter_cells(plan, group, rows).ravel())
-    if scattered:
-        scatter = scatter.at[jnp.concatenate(scattered)].add(1.0)
+            # One scatter per group: with the groups' cells concatenated, XLA
+            # fused the concatenation into the scatter loop (3.5x slower).
+            scatter = scatter.at[scatter_cells(plan, group, rows)].add(1.0)
     return CountStats(
         gram,
         ones,
         tuple(b + new for b, new in zip(stats.both_ones, both_ones, strict=True)),
         scatter,
     )
+
+
+def _gram_counts(
+    plan: Plan, gram: jax.Array, factor_rows: jax.Array, n: jax.Array
+) -> jax.Array:
+    """Full ``K``- or ``K x K``-state counts of unary or pair factors from a Gram.
+
+    ``gram`` covers the states ``0 .. K - 2``; the last state's counts are what
+    the others leave of each variable's ``n`` samples (a padding state's count
+    comes out 0, as it should).
+
+    Parameters
+    ----------
+    plan : Plan
+    gram : float32[R * (K - 1), R * (K - 1)]
+    factor_rows : int32[F_g, order]
+        Row of each variable of each factor (order 1 or 2).
+    n : float32 scalar
+        Number of samples.
+
+    Returns
+    -------
+    float32[F_g, K] or float32[F_g, K, K]
+    """
+    k = plan.max_card
+    gram = gram.reshape(plan.num_rows, k - 1, plan.num_rows, k - 1)
+    states = jnp.arange(k - 1)
+
+    def unary(r: jax.Array) -> jax.Array:
+        core = gram[r[:, None], states, r[:, None], states]  # (F, K - 1)
+        return jnp.concatenate([core, n - core.sum(1, keepdims=True)], axis=1)
+
+    first = unary(factor_rows[:, 0])
+    if factor_rows.shape[1] == 1:
+        return first
+    second = unary(factor_rows[:, 1])
+    core = gram[
+        factor_rows[:, 0, None, None],
+        states[:, None],
+        factor_rows[:, 1, None, None],
+        states,
+    ]  # (F, K - 1, K - 1)
+    last_col = first[:, : k - 1] - core.sum(2)  # counts of (a, K - 1)
+    last_row = second - jnp.concatenate(
+        [core.sum(1), last_col.sum(1, keepdims=True)], 1
+    )
+    top = jnp.concatenate([core, last_col[:, :, None]], axis=2)
+    return jnp.concatenate([top, last_row[:, None, :]], axis=1)
 
 
 def counts_from_stats(plan: Plan, stats: CountStats, num_samples: int) -> jax.Array:
@@ -183,7 +236,6 @@ def counts_from_stats(plan: Plan, stats: CountStats, num_samples: int) -> jax.Ar
     num_samples : int
         Number of states the statistics were summed over.
     """
-    k = plan.max_card
     n = jnp.float32(num_samples)
     both_ones = iter(stats.both_ones)
     parts = []
@@ -193,18 +245,8 @@ def counts_from_stats(plan: Plan, stats: CountStats, num_samples: int) -> jax.Ar
             continue
         factor_rows = _group_rows(plan, group)
         if group.method == "gram":
-            gram = stats.gram.reshape(plan.num_rows, k, plan.num_rows, k)
-            states = [jnp.arange(c) for c in group.shape]
-            if len(group.shape) == 1:
-                r = factor_rows[:, 0, None]
-                counts = gram[r, states[0], r, states[0]]
-            else:
-                counts = gram[
-                    factor_rows[:, 0, None, None],
-                    states[0][:, None],
-                    factor_rows[:, 1, None, None],
-                    states[1],
-                ]
+            counts = _gram_counts(plan, stats.gram, factor_rows, n)
+            counts = counts[(slice(None), *(slice(0, c) for c in group.shape))]
         elif len(group.shape) == 1:
             first = stats.ones[factor_rows[:, 0]]
             counts = jnp.stack([n - first, first], axis=1)

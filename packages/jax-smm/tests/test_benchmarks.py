@@ -1,0 +1,82 @@
+"""The benchmarks' README blocks and their quick modes (so no benchmark rots)."""
+
+import importlib.util
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
+DATA = Path(__file__).resolve().parents[4] / "shared" / "data" / "RF00379.fasta"
+
+
+def load(name):
+    spec = importlib.util.spec_from_file_location(name, BENCH / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_readme_blocks_are_rendered_from_the_results_json():
+    blocks = load("readme_blocks")
+    assert blocks.main(["--check"]) == 0
+
+
+def test_replace_block_rewrites_between_markers_only():
+    blocks = load("readme_blocks")
+    text = "a\n<!-- bench:x -->\nold\n<!-- /bench:x -->\nb\n"
+    assert blocks.replace_block(text, "x", "new\n") == (
+        "a\n<!-- bench:x -->\nnew\n<!-- /bench:x -->\nb\n"
+    )
+    with pytest.raises(ValueError, match="exactly one"):
+        blocks.replace_block(text, "y", "new")
+    with pytest.raises(ValueError, match="before"):
+        blocks.replace_block("<!-- /bench:x --><!-- bench:x -->", "x", "new")
+
+
+def run(script, *args):
+    done = subprocess.run(
+        [sys.executable, str(BENCH / script), *args],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    return done.stdout
+
+
+@pytest.mark.slow
+def test_sampler_benchmark_quick_mode(tmp_path):
+    readme = (BENCH.parent / "README.md").read_text()
+    run(
+        "bench_sampler.py",
+        *("--quick", "--skip-thrml", "--side", "16", "--ks", "2", "5"),
+        *("--out-dir", str(tmp_path)),
+    )
+    payload = json.loads((tmp_path / "sampler_throughput.json").read_text())
+    names = {(r["implementation"], r["k"]) for r in payload["results"]}
+    assert names == {(n, k) for n in ("ours", "ours_counts", "numpy") for k in (2, 5)}
+    assert all(
+        c["ours_counts_states_equal_ours"]["ok"] for c in payload["checks"].values()
+    )
+    assert (tmp_path / "sampler_throughput.png").is_file()
+    assert (BENCH.parent / "README.md").read_text() == readme  # quick: untouched
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not DATA.is_file(), reason="RF00379 alignment not available")
+def test_fit_benchmark_quick_mode(tmp_path):
+    run(
+        "bench_fit_rf00379.py",
+        "--quick",
+        "--max-seconds",
+        "8",
+        "--out-dir",
+        str(tmp_path),
+    )
+    payload = json.loads((tmp_path / "fit_rf00379_quick.json").read_text())
+    assert payload["curve"] and payload["settings"]["quick"]
+    assert 0.5 < payload["snapshot_noise_ceiling"]["median"] < 1.0
