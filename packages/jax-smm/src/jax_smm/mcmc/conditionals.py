@@ -21,7 +21,9 @@ computation applies is decided once per plan from its static shape
   neighbours;
 * ``"dense"`` (high degree and small enough, e.g. an all-pairs Potts model): a
   matrix product of the block's coupling rows with the one-hot states of every
-  row, which the kernel keeps up to date instead of gathering neighbours.
+  row, which the kernel keeps up to date instead of gathering neighbours. The
+  last state is left out of the one-hot rows (its table column is subtracted
+  from the others and added to a per-row bias): 20 % less to read per block.
 
 Inside a colour block rows go by decreasing degree; a block is drawn in row
 ranges (:func:`block_segments`) that visit only the incidence slots they can
@@ -58,9 +60,13 @@ class SamplerTables(NamedTuple):
         Pair tables oriented ``[own state, other state]``.
     triple : float32[R, D3, K, K, K]
         Triple tables oriented ``[own state, first other, second other]``.
-    coupling : float32[R * K, R * K] or None
-        Dense plans only: ``coupling[r * K + k, q * K + l]`` is the summed pair
-        log-potential of row ``r`` in state ``k`` and row ``q`` in state ``l``.
+    coupling : float32[R * K, R * (K - 1)] or None
+        Dense plans only: ``coupling[r * K + k, q * (K - 1) + l]`` is
+        ``T_rq[k, l] - T_rq[k, K - 1]``, ``T_rq`` being the summed pair
+        log-potentials of rows ``r`` and ``q`` (``[state of r, state of q]``).
+    coupling_bias : float32[R, K] or None
+        Dense plans only: ``sum_q T_rq[k, K - 1]``, so that the pair part of the
+        logits is ``coupling_bias + coupling @ onehot``.
     binary : tuple of (float32[R], float32[R, D2]) or None
         Binary plans only: :func:`binary_coefficients`.
     """
@@ -69,6 +75,7 @@ class SamplerTables(NamedTuple):
     pair: jax.Array
     triple: jax.Array
     coupling: jax.Array | None
+    coupling_bias: jax.Array | None
     binary: tuple[jax.Array, jax.Array] | None
 
 
@@ -79,8 +86,8 @@ class ChainState(NamedTuple):
     ----------
     rows : int32[R, C]
         State (category or bin) of every row in every chain.
-    onehot : float32[R * K, C] or None
-        Dense plans only: ``onehot[r * K + k] = (rows[r] == k)``.
+    onehot : float32[R * (K - 1), C] or None
+        Dense plans only: :func:`onehot_rows` of ``rows``.
     """
 
     rows: jax.Array
@@ -112,13 +119,16 @@ def sampler_tables(plan: Plan, theta_ext: jax.Array) -> SamplerTables:
     """Gather the oriented conditional tables from flat extended parameters."""
     unary = jnp.sum(theta_ext[plan.unary_cells], axis=1) + plan.state_mask
     pair = theta_ext[plan.pair_cells]
-    coupling = binary = None
+    coupling = coupling_bias = binary = None
     path = pair_path(plan)
     if path == "dense":
         r, k = plan.num_rows, plan.max_card
         blocks = jnp.zeros((r, r, k, k), jnp.float32)
         blocks = blocks.at[jnp.arange(r)[:, None], plan.pair_rows].add(pair)
-        coupling = blocks.transpose(0, 2, 1, 3).reshape(r * k, r * k)
+        last = blocks[..., k - 1 :]  # (R, R, K, 1)
+        coupling_bias = jnp.sum(last[..., 0], axis=1)
+        coupling = blocks[..., : k - 1] - last
+        coupling = coupling.transpose(0, 2, 1, 3).reshape(r * k, r * (k - 1))
     elif path == "binary":
         binary = binary_coefficients(unary, pair)
     return SamplerTables(
@@ -126,15 +136,29 @@ def sampler_tables(plan: Plan, theta_ext: jax.Array) -> SamplerTables:
         pair=pair,
         triple=theta_ext[plan.triple_cells],
         coupling=coupling,
+        coupling_bias=coupling_bias,
         binary=binary,
     )
 
 
 def onehot_rows(rows: jax.Array, num_states: int) -> jax.Array:
-    """``int32[S, C]`` states -> ``float32[S * K, C]`` one-hot rows."""
-    states = jnp.arange(num_states, dtype=rows.dtype)[:, None]
+    """One-hot rows of every state but the last.
+
+    Parameters
+    ----------
+    rows : int32[S, C]
+    num_states : int
+        ``K``.
+
+    Returns
+    -------
+    float32[S * (K - 1), C]
+        Row ``s * (K - 1) + k`` is ``rows[s] == k`` (the last state is what the
+        others leave).
+    """
+    states = jnp.arange(num_states - 1, dtype=rows.dtype)[:, None]
     onehot = (rows[:, None, :] == states).astype(jnp.float32)
-    return onehot.reshape(rows.shape[0] * num_states, rows.shape[1])
+    return onehot.reshape(rows.shape[0] * (num_states - 1), rows.shape[1])
 
 
 def chain_state(plan: Plan, rows: jax.Array) -> ChainState:
@@ -152,7 +176,7 @@ def set_block(
     if onehot is not None:
         k = plan.max_card
         onehot = lax.dynamic_update_slice_in_dim(
-            onehot, onehot_rows(new, k), start * k, axis=0
+            onehot, onehot_rows(new, k), start * (k - 1), axis=0
         )
     return ChainState(rows, onehot)
 
@@ -316,7 +340,8 @@ def block_logits(
     logits = jnp.broadcast_to(unary[:, :, None], (size, k, chains))
     if path == "dense":
         coupling = lax.dynamic_slice_in_dim(tables.coupling, first * k, size * k, 0)
-        logits = logits + jnp.dot(coupling, state.onehot).reshape(size, k, chains)
+        pair = jnp.dot(coupling, state.onehot).reshape(size, k, chains)
+        logits = logits + block(tables.coupling_bias)[:, :, None] + pair
     elif path == "onehot":
         other = rows[block(plan.pair_rows)]  # (S, D2, C)
         onehot = (other[:, :, None, :] == jnp.arange(k)[:, None]).astype(jnp.float32)

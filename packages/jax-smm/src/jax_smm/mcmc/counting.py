@@ -150,12 +150,9 @@ def add_counts(plan: Plan, stats: CountStats, state: ChainState) -> CountStats:
     rows = state.rows
     gram, ones, scatter = stats.gram, stats.ones, stats.scatter
     if gram is not None:
-        k = plan.max_card
         onehot = state.onehot
         if onehot is None:
-            onehot = onehot_rows(rows, k)
-        onehot = onehot.reshape(-1, k, rows.shape[1])[:, : k - 1]
-        onehot = onehot.reshape(-1, rows.shape[1])
+            onehot = onehot_rows(rows, plan.max_card)
         gram = gram + jnp.dot(onehot, onehot.T)
     if ones is not None:
         ones = ones + jnp.sum(rows, axis=1, dtype=jnp.float32)
