@@ -203,3 +203,20 @@ def test_paths_sample_exact_distribution(path, monkeypatch, make_graph, referenc
     assert error < 0.02
     movable = np.asarray(graph.plan.cards) > 1
     assert np.all(np.asarray(info.move_rate)[movable] > 0)
+
+
+def test_single_state_variables_stay_put(make_graph):
+    # max_card = 1 (one-bin continuous variables): not the binary path
+    graph = make_graph(
+        [1, 1, 1], [(0, 1), (1, 2)], continuous={i: (0, 1) for i in range(3)}
+    )
+    assert conditionals.pair_path(graph.plan) == "select"
+    bins, counts, _ = ChromaticGibbs().sample_bins(
+        graph.plan,
+        extended_params(graph.theta_groups),
+        jnp.zeros((4, 3), jnp.int32),
+        jax.random.key(0),
+        3,
+    )
+    assert not np.any(np.asarray(bins))
+    np.testing.assert_array_equal(np.asarray(counts), [12.0, 12.0])

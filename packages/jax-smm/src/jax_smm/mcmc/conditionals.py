@@ -6,7 +6,7 @@ a block and draws from them with one uniform per update (inverse CDF). Which
 computation applies is decided once per plan from its static shape
 (:func:`pair_path`); each was chosen by measurement on XLA:CPU:
 
-* ``"binary"`` (``K <= 2``, pairs only, low degree): the logit difference, one
+* ``"binary"`` (``K = 2``, pairs only, low degree): the logit difference, one
   select per incidence;
 * ``"select"`` (``K <= SELECT_MAX_CARD``, pairs only, low degree): the logits are
   a *list* of ``K`` arrays ``float32[S, C]``, each pair table's column picked by
@@ -109,7 +109,7 @@ def pair_path(plan: Plan) -> PairPath:
     if degree <= UNROLLED_DEGREE:
         if plan.triple_degree or k > SELECT_MAX_CARD:
             return "table"
-        return "binary" if k <= 2 else "select"
+        return "binary" if k == 2 else "select"
     if plan.num_rows * k <= DENSE_MAX_WIDTH and plan.num_rows <= 2 * degree:
         return "dense"
     return "onehot"
