@@ -36,7 +36,7 @@ def render(result: dict[str, Any]) -> str:
             f"| fit time (adapt, compile, fit and read-out) | **{times} s** "
             f"({len(runs)} run{'s' * (len(runs) > 1)}, median {median:.1f} s) | "
             f"< {goal['fit_seconds']} s: {time_met} |",
-            f"| max constraint error | **{result['max_error']:.4f}** (fixed seed) | "
+            f"| max constraint error | **{result['max_error']:.5f}** (fixed seed) | "
             f"< {goal['max_error']}: {error_met} |",
             f"| 95th percentile / mean error | {result['p95_error']:.4f} / "
             f"{result['mean_error']:.4f} | |",
