@@ -36,8 +36,9 @@ from numpyro.distributions import constraints
 from numpyro.distributions.transforms import ExpTransform
 
 from scribe.models.builders.model_builder import (
-    CELL_PLATE,
     ModelConfig,
+    batch_rows,
+    cell_plate,
     check_counts,
     latent_groups,
     model_dims,
@@ -276,9 +277,10 @@ class GuideBuilder:
             model_config: ModelConfig | None = None,
             counts: Any = None,
             batch_size: int | None = None,
+            cell_indices: Any = None,
         ) -> None:
             dims = model_dims(n_cells, n_genes, model_config)
-            check_counts(counts, n_cells, n_genes, batch_size)
+            check_counts(counts, n_cells, n_genes, batch_size, cell_indices)
             if (amortized or groups) and counts is None:
                 raise ValueError("amortized guides need the counts")
             for spec in specs:
@@ -302,10 +304,8 @@ class GuideBuilder:
                 )
                 for key, g in groups.items()
             }
-            with numpyro.plate(CELL_PLATE, n_cells, subsample_size=batch_size) as idx:
-                batch = None
-                if counts is not None:
-                    batch = counts if batch_size is None else jnp.take(counts, idx, 0)
+            with cell_plate(n_cells, batch_size, cell_indices) as idx:
+                batch = batch_rows(counts, idx, batch_size)
                 for key, group in groups.items():
                     latent = group[0].guide_family.latent_spec
                     var_params = encoders[key](batch)

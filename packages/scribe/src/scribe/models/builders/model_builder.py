@@ -1,22 +1,27 @@
 """``ModelBuilder``: compose parameter specs, derived values and a likelihood.
 
 The built model has the signature
-``model(n_cells, n_genes, model_config=None, counts=None, batch_size=None)``
-and three plate modes: prior predictive (``counts=None``), full (``counts``
-given) and minibatch (``batch_size`` set: cell-specific parameters and counts
-are indexed by the plate's subsample). Global parameters are sampled outside
-the cell plate, cell-specific ones inside it; a spec whose guide family is
+``model(n_cells, n_genes, model_config=None, counts=None, batch_size=None,
+cell_indices=None)`` and four plate modes: prior predictive (``counts=None``),
+full (``counts`` given), minibatch (``batch_size`` set: cell-specific parameters
+and counts are indexed by the plate's subsample) and given cells
+(``cell_indices`` set: ``counts`` holds just those cells' rows and the plate
+subsamples exactly them, so a caller can densify a batch from sparse storage).
+Global parameters are sampled outside the cell plate, cell-specific ones inside
+it; a spec whose guide family is
 :class:`GroupedAmortizedGuide` is decoded from a latent ``z`` drawn from the
 latent prior in the plate (the model side of the VAE).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import jax.numpy as jnp
 import numpyro
+from numpyro import handlers
 from numpyro.contrib.module import flax_module
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -53,15 +58,61 @@ def model_dims(
     return dims
 
 
-def check_counts(counts: Any, n_cells: int, n_genes: int, batch_size: Any) -> None:
-    """Validate the counts matrix and the batch size of a model or guide call."""
-    if counts is not None and tuple(counts.shape) != (n_cells, n_genes):
+def check_counts(
+    counts: Any,
+    n_cells: int,
+    n_genes: int,
+    batch_size: Any,
+    cell_indices: Any = None,
+) -> None:
+    """Validate the counts, batch size and cell indices of a model or guide call."""
+    if cell_indices is not None:
+        if batch_size is not None:
+            raise ValueError("give batch_size or cell_indices, not both")
+        rows = jnp.shape(cell_indices)
+        if len(rows) != 1 or not 1 <= rows[0] <= n_cells:
+            raise ValueError(
+                f"cell_indices must be a 1-D array of 1 to n_cells = {n_cells} "
+                f"indices, got shape {rows}"
+            )
+        expected = (rows[0], n_genes)
+    else:
+        expected = (n_cells, n_genes)
+    if counts is not None and tuple(counts.shape) != expected:
         raise ValueError(
-            f"counts has shape {tuple(counts.shape)}, expected (n_cells, n_genes) "
-            f"= {(n_cells, n_genes)}"
+            f"counts has shape {tuple(counts.shape)}, expected {expected} "
+            "(n_cells or len(cell_indices), n_genes)"
         )
     if batch_size is not None and not 1 <= int(batch_size) <= n_cells:
         raise ValueError(f"batch_size must be in [1, n_cells], got {batch_size!r}")
+
+
+@contextmanager
+def cell_plate(
+    n_cells: int, batch_size: int | None, cell_indices: Any
+) -> Iterator[Any]:
+    """The cell plate: all cells, a random subsample, or the given ``cell_indices``.
+
+    Given indices are substituted for the plate's subsample, so the likelihood
+    is scaled by ``n_cells / len(cell_indices)`` as for a random minibatch.
+    """
+    if cell_indices is None:
+        with numpyro.plate(CELL_PLATE, n_cells, subsample_size=batch_size) as idx:
+            yield idx
+        return
+    size = jnp.shape(cell_indices)[0]
+    with (
+        handlers.substitute(data={CELL_PLATE: cell_indices}),
+        numpyro.plate(CELL_PLATE, n_cells, subsample_size=size) as idx,
+    ):
+        yield idx
+
+
+def batch_rows(counts: Any, idx: Any, batch_size: int | None) -> Any:
+    """The rows of ``counts`` of this call's cells (all of them when not batched)."""
+    if counts is None or batch_size is None:
+        return counts
+    return jnp.take(counts, idx, axis=0)
 
 
 def float_counts(counts: Any) -> Any:
@@ -177,9 +228,10 @@ class ModelBuilder:
             model_config: ModelConfig | None = None,
             counts: Any = None,
             batch_size: int | None = None,
+            cell_indices: Any = None,
         ) -> None:
             dims = model_dims(n_cells, n_genes, model_config)
-            check_counts(counts, n_cells, n_genes, batch_size)
+            check_counts(counts, n_cells, n_genes, batch_size, cell_indices)
             counts = float_counts(counts)
             values: dict[str, Any] = {}
             for spec in specs:
@@ -198,7 +250,7 @@ class ModelBuilder:
                 )
                 for key, group in groups.items()
             }
-            with numpyro.plate(CELL_PLATE, n_cells, subsample_size=batch_size) as idx:
+            with cell_plate(n_cells, batch_size, cell_indices) as idx:
                 for key, group in groups.items():
                     latent = group[0].guide_family.latent_spec
                     z = numpyro.sample(latent.sample_site, latent.make_prior_dist())
@@ -215,11 +267,6 @@ class ModelBuilder:
                         values[name] = numpyro.deterministic(
                             name, fn(*(values[d] for d in deps))
                         )
-                observed = None
-                if counts is not None:
-                    observed = (
-                        counts if batch_size is None else jnp.take(counts, idx, axis=0)
-                    )
-                likelihood.sample(values, observed)
+                likelihood.sample(values, batch_rows(counts, idx, batch_size))
 
         return model
