@@ -1,0 +1,212 @@
+"""Small shared helpers of scribe's benchmarks: clocks, records, atomic files.
+
+Standard library only, so that a peer running under another interpreter (the
+scvi-tools environment) can import it too: ``sys.path.insert(0, <benchmarks>)``.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import itertools
+import json
+import math
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+
+def peak_rss_gb() -> float:
+    """Peak resident memory of this process so far, in GB (10^9 bytes)."""
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak * (1 if sys.platform == "darwin" else 1024) / 1e9  # KiB on Linux
+
+
+def current_rss_gb() -> float | None:
+    """Resident memory of this process now, in GB (``None`` off Linux)."""
+    try:
+        with open("/proc/self/statm") as handle:
+            pages = int(handle.read().split()[1])
+    except OSError:
+        return None
+    return pages * os.sysconf("SC_PAGE_SIZE") / 1e9
+
+
+def summarize(seconds: Sequence[float]) -> dict[str, Any]:
+    """Median, minimum and every value of a list of timings."""
+    values = [float(s) for s in seconds]
+    return {
+        "median": statistics.median(values) if values else None,
+        "min": min(values) if values else None,
+        "all": values,
+    }
+
+
+def epoch_seconds(
+    marks: Sequence[tuple[float, int]], steps_per_epoch: int
+) -> list[float]:
+    """Seconds of each whole epoch after the first progress mark.
+
+    ``marks`` are ``(clock, steps done)`` pairs from a fit that reports progress
+    every chunk of steps; the first chunk (set-up, compile) is the warm-up and
+    the epochs start where it ends. Chunks need not end on epoch boundaries:
+    the clock is interpolated linearly in the steps between marks. Epochs whose
+    end lies past the last mark are left out.
+    """
+    clocks = [c for c, _ in marks]
+    steps = [n for _, n in marks]
+
+    def clock_at(step: int) -> float:
+        i = next(i for i in range(1, len(steps)) if steps[i] >= step)
+        frac = (step - steps[i - 1]) / max(steps[i] - steps[i - 1], 1)
+        return clocks[i - 1] + frac * (clocks[i] - clocks[i - 1])
+
+    if len(marks) < 2:
+        return []
+    n_epochs = (steps[-1] - steps[0]) // steps_per_epoch
+    bounds = [clocks[0]]
+    bounds += [clock_at(steps[0] + k * steps_per_epoch) for k in range(1, n_epochs + 1)]
+    return [b - a for a, b in itertools.pairwise(bounds)]
+
+
+def record_progress(module: Any, marks: list[tuple[float, int]]) -> bool:
+    """Make ``module``'s ``tqdm`` append ``(clock, steps done)`` at every update.
+
+    Works with the bar disabled too (``update`` is still called). Returns
+    whether ``module`` uses a ``tqdm`` to patch.
+    """
+    base = getattr(module, "tqdm", None)
+    if base is None:
+        return False
+
+    class Marks(base):  # type: ignore[misc, valid-type]
+        def update(self, n: float | None = 1) -> Any:
+            done = (marks[-1][1] if marks else 0) + int(n or 0)
+            marks.append((time.perf_counter(), done))
+            return super().update(n)
+
+    module.tqdm = Marks
+    return True
+
+
+def run_process(command: list[str], out: Path) -> dict[str, Any]:
+    """Run a process that writes a JSON record to ``out``; the record, or the error.
+
+    Adds ``process_s`` (wall seconds of the whole process). On failure the
+    record is ``{"error": ..., "output_tail": ...}`` and the output is printed.
+    """
+    with Clock() as clock:
+        try:
+            proc = subprocess.run(command, capture_output=True, text=True)
+        except OSError as error:  # e.g. the interpreter does not exist
+            print(f"FAILED: {' '.join(command)}: {error}", flush=True)
+            return {"error": str(error)}
+    if proc.returncode != 0 or not Path(out).exists():
+        tail = (proc.stdout + proc.stderr)[-3000:]
+        print(f"FAILED ({proc.returncode}): {' '.join(command)}\n{tail}", flush=True)
+        return {"error": f"exit code {proc.returncode}", "output_tail": tail}
+    return json.loads(Path(out).read_text()) | {"process_s": clock.seconds}
+
+
+class Clock:
+    """Wall-clock seconds of a block: ``with Clock() as c: ...; c.seconds``."""
+
+    def __enter__(self) -> Clock:
+        self.start = time.perf_counter()
+        self.seconds = math.nan
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.seconds = time.perf_counter() - self.start
+
+
+def machine_info() -> dict[str, Any]:
+    """CPU count, platform, Python and the load average now."""
+    try:
+        load = [round(x, 2) for x in os.getloadavg()]
+    except OSError:
+        load = None
+    return {
+        "cpu_count": os.cpu_count(),
+        "affinity": len(os.sched_getaffinity(0))
+        if hasattr(os, "sched_getaffinity")
+        else None,
+        "platform": platform.platform(),
+        "processor": platform.processor() or platform.machine(),
+        "python": platform.python_version(),
+        "load_average": load,
+    }
+
+
+def versions(names: Iterable[str]) -> dict[str, str | None]:
+    """Installed versions of distributions (``None`` where absent)."""
+    found: dict[str, str | None] = {}
+    for name in names:
+        try:
+            found[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            found[name] = None
+    return found
+
+
+def git_state(path: Path) -> dict[str, Any]:
+    """Commit of the repository holding ``path`` and whether its tree is dirty."""
+
+    def git(*args: str) -> str | None:
+        try:
+            return subprocess.run(
+                ["git", *args],
+                cwd=path,
+                capture_output=True,
+                text=True,
+                check=True,
+                timeout=30,
+            ).stdout.strip()
+        except (OSError, subprocess.SubprocessError):
+            return None
+
+    status = git("status", "--porcelain", "--untracked-files=no")
+    return {
+        "commit": git("rev-parse", "HEAD"),
+        "dirty": None if status is None else bool(status),
+    }
+
+
+def write_json_atomic(path: Path, record: Any) -> None:
+    """Write ``record`` as JSON to ``path`` via a temporary file and a rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(handle, "w") as out:
+            json.dump(record, out, indent=2, allow_nan=True)
+            out.write("\n")
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def save_figure_atomic(figure: Any, path: Path, **kwargs: Any) -> None:
+    """``figure.savefig`` to a temporary file next to ``path``, then rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, tmp = tempfile.mkstemp(
+        dir=path.parent, prefix=f".{path.stem}.", suffix=path.suffix
+    )
+    os.close(handle)
+    try:
+        figure.savefig(tmp, **kwargs)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
