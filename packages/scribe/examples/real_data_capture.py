@@ -22,7 +22,7 @@ import numpy as np
 
 import scribe
 from scribe.datasets import load_celltypist_sample
-from scribe.results import atomic_savefig
+from scribe.plots import save_figure
 
 
 def main() -> None:
@@ -56,7 +56,7 @@ def main() -> None:
     axis.set_xlabel("log10 total UMI per cell")
     axis.set_ylabel("density")
     axis.legend(frameon=False)
-    print(f"figure: {atomic_savefig(figure, args.out / 'capture_totals.png')}")
+    print(f"figure: {save_figure(figure, args.out / 'capture_totals.png')}")
     plt.close(figure)
 
 

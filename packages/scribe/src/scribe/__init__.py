@@ -1,6 +1,8 @@
 """Composable NumPyro model and guide builders for single-cell count models."""
 
-from scribe.inference import fit
+from scribe.data import CountData, as_count_data
+from scribe.inference import fit, run_svi
+from scribe.io import load
 from scribe.results import ScribeResults
 
-__all__ = ["ScribeResults", "fit"]
+__all__ = ["CountData", "ScribeResults", "as_count_data", "fit", "load", "run_svi"]

@@ -1,18 +1,25 @@
 """``scribe.fit``: stochastic variational inference of a standard count model.
 
-The model and guide come from :func:`scribe.models.presets.standard_model`;
-SVI runs numpyro's ``Trace_ELBO`` with an optax optimizer. The sizes
-(``n_cells``, ``n_genes``, ``batch_size``, the model configuration) are static
-keyword arguments of numpyro's ``SVI``; the counts are an argument of the
-jitted step, never a constant closed over, so one compilation serves the whole
-run. Steps run in ``lax.scan`` chunks, with a progress bar between chunks.
+:func:`fit` checks the data (:func:`scribe.data.as_count_data`) and the
+settings (:class:`scribe.config.FitConfig`), builds the model and guide with
+:func:`scribe.models.presets.standard_model` and runs :func:`run_svi`:
+numpyro's ``Trace_ELBO`` (``num_particles`` draws, vectorized) with optax's
+Adam on a cosine-decayed (or constant) step size.
+
+Full-batch runs put the dense counts on the device once. Minibatch runs keep
+sparse counts as CSR arrays and densify each batch inside the jitted step
+(:func:`scribe.data.densify_rows`); the batches are the cells of a fresh
+permutation per epoch (``n_cells // batch_size`` steps, the remainder
+dropped), drawn on the host from the seed, so dense and sparse inputs give the
+same fit. Steps run in ``lax.scan`` chunks (one compilation for all chunks of
+the same length), with a progress bar between chunks.
 """
 
 from __future__ import annotations
 
-import math
+from collections.abc import Callable, Iterator
 from functools import partial
-from typing import Any
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -22,6 +29,8 @@ from numpyro.infer import SVI, Trace_ELBO
 from numpyro.optim import optax_to_numpyro
 from tqdm.auto import tqdm
 
+from scribe.config import FitConfig
+from scribe.data import CountData, as_count_data, densify_rows, to_device
 from scribe.models.builders.model_builder import ModelConfig
 from scribe.models.presets import standard_model
 from scribe.results import ScribeResults
@@ -29,145 +38,137 @@ from scribe.results import ScribeResults
 STEPS_PER_CHUNK = 100
 
 
-def check_count_matrix(counts: Any, name: str = "counts") -> np.ndarray:
-    """``counts`` as a float32 ``[cells, genes]`` array of non-negative integers.
+class SVIRun(NamedTuple):
+    """What :func:`run_svi` returns.
 
-    Raises
-    ------
-    ValueError
-        If it is not 2-D, is empty, or holds negative, non-integer or non-finite
-        values.
+    Attributes
+    ----------
+    params : dict
+        The guide's (constrained) parameters, and the networks' for
+        amortized and VAE guides.
+    loss_history : numpy array
+        Negative ELBO per step (of the minibatch, scaled to all cells).
     """
-    array = np.asarray(counts)
-    if array.ndim != 2 or 0 in array.shape:
-        raise ValueError(
-            f"{name} must be a non-empty 2-D [cells, genes] matrix, got shape "
-            f"{array.shape}"
-        )
-    if not np.issubdtype(array.dtype, np.number):
-        raise ValueError(f"{name} must be numeric, got dtype {array.dtype}")
-    if not np.all(np.isfinite(array)):
-        raise ValueError(f"{name} holds non-finite values")
-    if np.any(array < 0) or np.any(array != np.round(array)):
-        raise ValueError(f"{name} must hold non-negative integer counts")
-    return array.astype(np.float32)
+
+    params: dict[str, Any]
+    loss_history: np.ndarray
 
 
-def _positive_int(name: str, value: Any) -> int:
-    if isinstance(value, bool) or int(value) != value or int(value) < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    return int(value)
+def batch_indices(
+    n_cells: int, batch_size: int, n_steps: int, seed: int
+) -> Iterator[np.ndarray]:
+    """Cell indices of every step: epochs of shuffled cells, remainder dropped.
+
+    Yields
+    ------
+    numpy array
+        ``int32[batch_size]`` per step, ``n_steps`` times.
+    """
+    rng = np.random.default_rng(seed)
+    per_epoch = n_cells // batch_size
+    step = 0
+    while step < n_steps:
+        order = rng.permutation(n_cells).astype(np.int32)
+        for b in range(min(per_epoch, n_steps - step)):
+            yield order[b * batch_size : (b + 1) * batch_size]
+        step += per_epoch
 
 
-def fit(
-    counts: Any,
-    model: str = "nbdm",
-    parameterization: str = "canonical",
-    guide: str = "mean_field",
-    n_components: int | None = None,
-    n_steps: int = 5_000,
-    batch_size: int | None = None,
-    learning_rate: float = 0.1,
-    seed: int = 0,
-    progress: bool = True,
-    guide_rank: int = 8,
-    latent_dim: int = 8,
-    hidden_dims: tuple[int, ...] = (64,),
-) -> ScribeResults:
-    """Fit a standard model to a UMI count matrix by SVI.
+def optimizer(config: FitConfig) -> Any:
+    """Adam on the configured schedule (cosine: to a tenth at the last step)."""
+    if config.schedule == "cosine":
+        rate = optax.cosine_decay_schedule(config.learning_rate, config.n_steps, 0.1)
+    else:
+        rate = config.learning_rate
+    return optax_to_numpyro(optax.adam(rate))
+
+
+def run_svi(
+    model_fn: Callable[..., None],
+    guide_fn: Callable[..., None],
+    data: CountData,
+    config: FitConfig,
+    progress: bool = False,
+) -> SVIRun:
+    """Run SVI of ``model_fn`` / ``guide_fn`` on ``data`` with ``config``'s settings.
 
     Parameters
     ----------
-    counts : array_like
-        ``[cells, genes]`` non-negative integer counts.
-    model : {"nbdm", "zinb", "nbvcp", "zinbvcp"}
-        Negative binomial, zero-inflated, variable capture, both.
-    parameterization : {"canonical", "linked", "odds_ratio"}
-        ``(p, r)``, ``(p, mu)`` or ``(phi, mu)``.
-    guide : {"mean_field", "low_rank", "amortized", "vae"}
-        The variational family (see :func:`scribe.models.presets.standard_model`).
-    n_components : int, optional
-        Mixture components.
-    n_steps : int
-        SVI steps.
-    batch_size : int, optional
-        Cells per minibatch (``None``: all cells every step).
-    learning_rate : float
-        Adam's initial step size; it decays along a cosine to a tenth of itself
-        at the last step (large early steps contract the tight posteriors of
-        global parameters, small late ones settle the per-gene ones).
-    seed : int
-        Seed of the SVI run (same seed, same result).
+    model_fn, guide_fn : callable
+        A model and guide with the builders' signature
+        ``(n_cells, n_genes, model_config, counts, batch_size, cell_indices)``.
+    data : CountData
+        The counts (see :func:`scribe.data.as_count_data`).
+    config : FitConfig
+        ``n_steps``, ``batch_size``, ``learning_rate``, ``num_particles``,
+        ``schedule``, ``seed`` and ``n_components`` are read.
     progress : bool
         Show a progress bar.
-    guide_rank, latent_dim, hidden_dims
-        Sizes of the low-rank, VAE and amortized guides.
 
     Returns
     -------
-    ScribeResults
-        Parameters, loss history, posterior samples and predictive.
+    SVIRun
 
     Raises
     ------
     ValueError
-        For bad counts or settings (the message names the argument).
+        If ``batch_size`` exceeds the number of cells.
+    MemoryError
+        If full-batch fitting of sparse counts cannot densify them.
     FloatingPointError
         If the loss becomes non-finite (the message gives the step).
     """
-    data = check_count_matrix(counts)
     n_cells, n_genes = data.shape
-    n_steps = _positive_int("n_steps", n_steps)
-    if batch_size is not None:
-        batch_size = _positive_int("batch_size", batch_size)
-        if batch_size > n_cells:
-            raise ValueError(
-                f"batch_size must be at most n_cells = {n_cells}, got {batch_size}"
-            )
-    if not (math.isfinite(learning_rate) and learning_rate > 0):
-        raise ValueError(f"learning_rate must be positive, got {learning_rate!r}")
-    model_fn, guide_fn, specs = standard_model(
-        model,
-        parameterization,
-        guide,
-        n_components=n_components,
-        n_genes=n_genes,
-        guide_rank=guide_rank,
-        latent_dim=latent_dim,
-        hidden_dims=hidden_dims,
-    )
-    config = ModelConfig(n_components=n_components)
-    sizes = {
-        "n_cells": n_cells,
-        "n_genes": n_genes,
-        "model_config": config,
-        "batch_size": batch_size,
-    }
+    batched = config.batch_size is not None
+    if batched and config.batch_size > n_cells:
+        raise ValueError(
+            f"batch_size must be at most n_cells = {n_cells}, got {config.batch_size}"
+        )
     svi = SVI(
         model_fn,
         guide_fn,
-        optax_to_numpyro(
-            optax.adam(optax.cosine_decay_schedule(learning_rate, n_steps, 0.1))
-        ),
-        Trace_ELBO(),
-        **sizes,
+        optimizer(config),
+        Trace_ELBO(num_particles=config.num_particles, vectorize_particles=True),
+        n_cells=n_cells,
+        n_genes=n_genes,
+        model_config=ModelConfig(n_components=config.n_components),
     )
-    device_counts = jnp.asarray(data)
-    state = svi.init(jax.random.PRNGKey(seed), counts=device_counts)
+    source = to_device(data, dense=not batched)
+    batches = (
+        batch_indices(n_cells, config.batch_size, config.n_steps, config.seed)
+        if batched
+        else None
+    )
+
+    def step(state: Any, index: jax.Array | None) -> tuple[Any, jax.Array]:
+        if index is None:
+            return svi.update(state, counts=source)
+        return svi.update(state, counts=densify_rows(source, index), cell_indices=index)
 
     @partial(jax.jit, static_argnums=2)
-    def run_chunk(state: Any, counts: jax.Array, length: int) -> Any:
-        def step(state: Any, _: None) -> tuple[Any, jax.Array]:
-            return svi.update(state, counts=counts)
+    def run_chunk(state: Any, indices: jax.Array | None, length: int) -> Any:
+        return jax.lax.scan(step, state, indices, length=length)
 
-        return jax.lax.scan(step, state, None, length=length)
+    def chunk_indices(length: int) -> jax.Array | None:
+        if batches is None:
+            return None
+        return jnp.asarray(np.stack([next(batches) for _ in range(length)]))
 
+    rng_key = jax.random.PRNGKey(config.seed)
+    first = chunk_indices(min(STEPS_PER_CHUNK, config.n_steps))
+    init_kwargs = (
+        {"counts": source}
+        if first is None
+        else {"counts": densify_rows(source, first[0]), "cell_indices": first[0]}
+    )
+    state = svi.init(rng_key, **init_kwargs)
     losses: list[np.ndarray] = []
-    with tqdm(total=n_steps, disable=not progress, desc=f"scribe {model}") as bar:
-        done = 0
-        while done < n_steps:
-            length = min(STEPS_PER_CHUNK, n_steps - done)  # at most two compiles
-            state, chunk = run_chunk(state, device_counts, length)
+    done = 0
+    with tqdm(total=config.n_steps, disable=not progress, desc="scribe SVI") as bar:
+        while done < config.n_steps:
+            length = min(STEPS_PER_CHUNK, config.n_steps - done)  # two compiles
+            indices = first if done == 0 else chunk_indices(length)
+            state, chunk = run_chunk(state, indices, length)
             chunk = np.asarray(chunk)
             bad = np.flatnonzero(~np.isfinite(chunk))
             if bad.size:
@@ -179,17 +180,106 @@ def fit(
             done += chunk.size
             bar.update(chunk.size)
             bar.set_postfix(loss=f"{float(chunk[-1]):.4g}")
-    return ScribeResults(
+    return SVIRun(dict(svi.get_params(state)), np.concatenate(losses))
+
+
+def fit(
+    data: Any,
+    model: str = "nbdm",
+    parameterization: str = "canonical",
+    guide: str = "mean_field",
+    *,
+    layer: str | None = None,
+    n_components: int | None = None,
+    n_steps: int = 5_000,
+    batch_size: int | None = None,
+    learning_rate: float = 0.1,
+    num_particles: int = 1,
+    schedule: str = "cosine",
+    seed: int = 0,
+    progress: bool = True,
+    guide_rank: int = 8,
+    latent_dim: int = 8,
+    hidden_dims: tuple[int, ...] = (64,),
+) -> ScribeResults:
+    """Fit a standard model to a UMI count matrix by SVI.
+
+    Parameters
+    ----------
+    data : AnnData, numpy array or scipy sparse matrix
+        ``[cells, genes]`` non-negative integer counts; an AnnData's ``X`` or
+        ``layers[layer]``. Sparse counts stay sparse (see the module notes).
+    model : {"nbdm", "zinb", "nbvcp", "zinbvcp"}
+        Negative binomial, zero-inflated, variable capture, both.
+    parameterization : {"canonical", "linked", "odds_ratio"}
+        ``(p, r)``, ``(p, mu)`` or ``(phi, mu)``.
+    guide : {"mean_field", "low_rank", "amortized", "vae"}
+        The variational family (see :func:`scribe.models.presets.standard_model`).
+    layer : str, optional
+        The AnnData layer with the raw counts (default ``X``).
+    n_components : int, optional
+        Mixture components.
+    n_steps : int
+        SVI steps.
+    batch_size : int, optional
+        Cells per minibatch (``None``: all cells every step).
+    learning_rate : float
+        Adam's initial step size.
+    num_particles : int
+        Draws from the guide per ELBO estimate (more: less gradient noise,
+        tighter and better calibrated posteriors of the global parameters).
+    schedule : {"cosine", "constant"}
+        ``"cosine"`` decays the step size to a tenth of ``learning_rate`` at
+        the last step (large early steps contract the tight posteriors of
+        global parameters, small late ones settle them).
+    seed : int
+        Seed of the run, in ``[0, 2**63)`` (same seed, same result).
+    progress : bool
+        Show a progress bar.
+    guide_rank, latent_dim, hidden_dims
+        Sizes of the low-rank, VAE and amortized guides.
+
+    Returns
+    -------
+    ScribeResults
+        Parameters, loss history, names; posterior samples, summaries and
+        predictive; ``save`` and ``to_anndata``.
+
+    Raises
+    ------
+    TypeError, ValueError
+        For bad data or settings (the message names the argument).
+    MemoryError
+        If full-batch fitting cannot densify sparse counts (use ``batch_size``).
+    FloatingPointError
+        If the loss becomes non-finite (the message gives the step).
+    """
+    config = FitConfig(
         model=model,
         parameterization=parameterization,
         guide=guide,
         n_components=n_components,
-        n_cells=n_cells,
-        n_genes=n_genes,
-        params=dict(svi.get_params(state)),
-        loss_history=np.concatenate(losses),
-        model_fn=model_fn,
-        guide_fn=guide_fn,
-        specs=specs,
-        counts=data,
+        guide_rank=guide_rank,
+        latent_dim=latent_dim,
+        hidden_dims=hidden_dims,
+        n_steps=n_steps,
+        batch_size=batch_size,
+        learning_rate=learning_rate,
+        num_particles=num_particles,
+        schedule=schedule,
+        seed=seed,
+        layer=layer,
+    )
+    counts = as_count_data(data, layer=layer)
+    model_fn, guide_fn, _ = standard_model(
+        n_genes=counts.n_genes, **config.model_kwargs()
+    )
+    run = run_svi(model_fn, guide_fn, counts, config, progress=progress)
+    return ScribeResults(
+        config=config,
+        params=run.params,
+        loss_history=run.loss_history,
+        cell_names=counts.cell_names,
+        gene_names=counts.gene_names,
+        data=counts,
     )
