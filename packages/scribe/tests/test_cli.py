@@ -48,7 +48,7 @@ def test_fit_then_info_round_trip(h5ad, tmp_path, capsys):
         anndata.read_h5ad(path),
         "nbvcp",
         layer="counts",
-        n_steps=300,
+        n_steps=100,
         batch_size=30,
         seed=4,
         progress=False,
