@@ -71,7 +71,7 @@ VARIANTS: dict[str, dict[str, Any]] = {
         "guide": "vae",
         "latent_dim": 8,
         "hidden_dims": (64,),
-        "learning_rate": 1e-3,  # scvi-tools' Adam step; the default 0.1 diverges
+        "learning_rate": 1e-3,  # scvi-tools' Adam step size, like for like
     },
 }
 LABELS = {"nbdm": "scribe nbdm", "vae": "scribe VAE", "scvi": "scvi-tools SCVI"}
