@@ -150,3 +150,16 @@ def test_parameter_recovery_on_simulated_counts(parameterization):
     mean = res.posterior_mean(n_samples=500)
     assert abs(float(mean["p"]) - 0.3) < 0.01
     assert np.median(np.abs(mean["mu"] / mu - 1.0)) < 0.05
+
+
+def test_vae_trains_at_the_default_learning_rates():
+    """Networks step at network_learning_rate: 0.1 for them diverged at step ~10."""
+    rng = np.random.default_rng(0)
+    counts = rng.negative_binomial(2, 0.3, size=(500, 100))  # numpyro's p = 0.7
+    res = scribe.fit(
+        counts, "nbdm", "linked", "vae", n_steps=300, batch_size=64, progress=False
+    )
+    assert np.all(np.isfinite(res.loss_history))
+    assert abs(float(res.posterior_mean(50)["p"]) - 0.7) < 0.02
+    latent = res.latent_representation()
+    assert latent.shape == (500, 8) and np.all(np.isfinite(latent))

@@ -64,6 +64,11 @@ def _parser() -> argparse.ArgumentParser:
         "--learning-rate", type=float, default=fields["learning_rate"].default
     )
     fit.add_argument(
+        "--network-learning-rate",
+        type=float,
+        default=fields["network_learning_rate"].default,
+    )
+    fit.add_argument(
         "--particles", type=int, default=1, help="guide draws per ELBO estimate"
     )
     fit.add_argument("--seed", type=int, default=0)
@@ -120,6 +125,7 @@ def _fit(args: argparse.Namespace) -> int:
             n_steps=args.steps,
             batch_size=args.batch_size,
             learning_rate=args.learning_rate,
+            network_learning_rate=args.network_learning_rate,
             num_particles=args.particles,
             schedule=args.schedule,
             seed=args.seed,

@@ -37,6 +37,7 @@ class FitConfig(BaseModel):
     n_steps: int = Field(default=5_000, ge=1)
     batch_size: int | None = Field(default=None, ge=1)
     learning_rate: float = Field(default=0.1, gt=0, allow_inf_nan=False)
+    network_learning_rate: float = Field(default=0.01, gt=0, allow_inf_nan=False)
     num_particles: int = Field(default=1, ge=1)
     schedule: Literal["cosine", "constant"] = "cosine"
     seed: int = Field(default=0, ge=0, lt=SEED_LIMIT)
