@@ -186,9 +186,12 @@ def test_mean_field_guide_densities():
     _, guide = build(FAMILIES["mean_field"])
     tr = run(guide, N_CELLS, N_GENES, counts=COUNTS, batch_size=BATCH)
     assert tr["p_capture_mean"]["value"].shape == (N_CELLS,)
-    # Beta(2, 3) prior -> guide mean 0.4, concentration 5
+    # Beta(2, 3) prior -> guide mean 0.4, concentration 1 / (0.1^2 0.4 0.6):
+    # the logit's sd is about 0.1, as the normal guides' scale
     np.testing.assert_allclose(tr["p_mean"]["value"], 0.4, rtol=1e-6)
-    np.testing.assert_allclose(tr["p_concentration"]["value"], 5.0, rtol=1e-6)
+    np.testing.assert_allclose(tr["p_concentration"]["value"], 1 / 0.0024, rtol=1e-6)
+    draws = tr["p"]["fn"].sample(jax.random.key(3), (20_000,))
+    assert np.std(np.log(draws / (1 - draws))) == pytest.approx(0.1, rel=0.05)
     np.testing.assert_allclose(tr["r_scale"]["value"], 0.1)  # tighter than prior
     idx = np.asarray(tr["cells"]["value"])
     nu = np.asarray(tr["p_capture"]["value"])
@@ -246,19 +249,33 @@ def softplus(x):
 
 
 def test_amortized_guide_applies_the_network_to_total_counts():
+    """Standardised log totals in; a zero output is the initial mean-field guide."""
     _, guide = build(FAMILIES["amortized"])
     tr = run(guide, N_CELLS, N_GENES, counts=COUNTS, batch_size=BATCH)
     params = tr["p_capture_amortizer$params"]["value"]
-    idx = np.asarray(tr["cells"]["value"])
-    features = np.log1p(np.asarray(COUNTS)[idx].sum(axis=1, keepdims=True))
-    raw = AMORTIZER.apply({"params": params}, features)
+    log_totals = np.log1p(np.asarray(COUNTS).sum(axis=1, keepdims=True))
+    # standardised by the cells it was initialised on (all of them)
+    np.testing.assert_allclose(params["input_loc"], log_totals.mean(0), rtol=1e-5)
+    np.testing.assert_allclose(params["input_scale"], log_totals.std(0), rtol=1e-5)
     fn = tr["p_capture"]["fn"]
-    np.testing.assert_allclose(
-        fn.concentration1, softplus(raw["alpha"]) + 1e-4, rtol=1e-5
-    )
-    np.testing.assert_allclose(
-        fn.concentration0, softplus(raw["beta"]) + 1e-4, rtol=1e-5
-    )
+    # zero output weights: Beta(3, 2) prior -> mean 0.6, concentration
+    # 1 / (0.1^2 0.6 0.4) for every cell
+    kappa = 1 / (0.01 * 0.24)
+    np.testing.assert_allclose(fn.concentration1, 0.6 * kappa + 1e-4, rtol=1e-5)
+    np.testing.assert_allclose(fn.concentration0, 0.4 * kappa + 1e-4, rtol=1e-5)
+    moved = jax.tree_util.tree_map(lambda w: w + 0.3, params)
+    tr = trace(
+        seed(substitute(guide, {"p_capture_amortizer$params": moved}), 0)
+    ).get_trace(N_CELLS, N_GENES, counts=COUNTS, batch_size=BATCH)
+    idx = np.asarray(tr["cells"]["value"])
+    raw = AMORTIZER.apply({"params": moved}, log_totals[idx])
+    fn = tr["p_capture"]["fn"]
+    for value, init, out in (
+        (fn.concentration1, 0.6 * kappa, raw["alpha"]),
+        (fn.concentration0, 0.4 * kappa, raw["beta"]),
+    ):
+        expected = init * softplus(np.asarray(out) + np.log(np.e - 1)) + 1e-4
+        np.testing.assert_allclose(value, expected, rtol=1e-5)
 
 
 def svi_params(model, guide, steps, **kwargs):
@@ -283,7 +300,13 @@ def test_amortizer_params_are_registered_and_trained():
     assert jax.tree_util.tree_structure(before[name]) == jax.tree_util.tree_structure(
         after[name]
     )
-    assert max_change(before[name], after[name]) > 0  # every weight moved
+    fixed = ("input_loc", "input_scale")  # the standardisation stays put
+    for key in fixed:
+        np.testing.assert_array_equal(before[name][key], after[name][key])
+    weights = [
+        {k: v for k, v in p[name].items() if k not in fixed} for p in (before, after)
+    ]
+    assert max_change(*weights) > 0  # every weight moved
 
 
 def test_vae_encoder_and_decoder_params_are_trained():

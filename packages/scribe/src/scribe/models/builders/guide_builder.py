@@ -17,6 +17,10 @@ Rules shipped here:
 * amortized, cell-specific specs: a Flax amortizer of a sufficient statistic of
   the cell's counts gives the guide's parameters.
 
+``GuideBuilder.with_global_guide(JointGuide(rank))`` replaces the per-spec
+rules of every global (non-cell-specific) spec with one multivariate normal
+over their concatenated unconstrained values (:func:`sample_joint_guide`).
+
 The VAE (``GroupedAmortizedGuide``) is handled by the builder itself: the
 encoder of the counts gives the latent's guide, and the decoded parameters are
 deterministic in the model, so they have no guide site.
@@ -24,6 +28,7 @@ deterministic in the model, so they have no guide site.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -33,7 +38,7 @@ import numpyro.distributions as dist
 from multipledispatch import dispatch
 from numpyro.contrib.module import flax_module
 from numpyro.distributions import constraints
-from numpyro.distributions.transforms import ExpTransform
+from numpyro.distributions.transforms import ExpTransform, biject_to
 
 from scribe.models.builders.model_builder import (
     ModelConfig,
@@ -53,25 +58,42 @@ from scribe.models.builders.parameter_specs import (
 )
 from scribe.models.components.guide_families import (
     AmortizedGuide,
+    JointGuide,
     LowRankGuide,
     MeanFieldGuide,
 )
+from scribe.models.components.limits import check_full_rank, check_rank
 
-GUIDE_SCALE = 0.1  # initial scale of normal-family guides (tighter than priors)
+GUIDE_SCALE = 0.1  # initial scale of guides in unconstrained space
 POSITIVE_FLOOR = 1e-4
+SOFTPLUS_ONE = math.log(math.e - 1.0)  # softplus(SOFTPLUS_ONE) = 1
+JOINT_SITE = "_global_latent"  # the joint guide's auxiliary site
+JOINT_PREFIX = "global"  # the joint guide's parameters: global_loc, ...
 
 
 def guide_init(spec: ParamSpec) -> tuple[float, ...]:
-    """Initial guide parameters: ``spec.guide``, else the prior's.
+    """Initial guide parameters: ``spec.guide``, else from the prior's.
 
-    Normal-family (``loc``, ``scale``) guides start at ``min(scale, 0.1)``: a
-    guide as wide as a vague prior makes the first SVI steps very noisy.
+    Guides start centred on the prior but narrower, about ``GUIDE_SCALE`` wide
+    in unconstrained space: a guide as wide as a vague prior makes the first
+    SVI steps very noisy, and its early, huge gradients stay in Adam's
+    second-moment average for thousands of steps and stall the contraction to
+    a tight posterior. Normal families (``loc``, ``scale``) start at scale
+    ``min(scale, GUIDE_SCALE)``; Beta and beta prime families at the prior's
+    mean ``m = a / (a + b)`` with concentration ``max(a + b, 1 / (GUIDE_SCALE^2
+    m (1 - m)))``, whose logit (log-odds for beta prime) has standard
+    deviation about ``GUIDE_SCALE``.
     """
     if spec.guide is not None:
         return spec.guide
     params = spec.prior_params
     if spec.param_names == ("loc", "scale"):
         return (params[0], min(params[1], GUIDE_SCALE))
+    if isinstance(spec, BetaSpec | BetaPrimeSpec):
+        a, b = params
+        mean = a / (a + b)
+        concentration = max(a + b, 1.0 / (GUIDE_SCALE**2 * mean * (1.0 - mean)))
+        return (mean * concentration, (1.0 - mean) * concentration)
     return params
 
 
@@ -162,6 +184,12 @@ def _low_rank(spec: ParamSpec, family: LowRankGuide, dims: dict, transform: Any)
     shape = spec.resolve_shape(dims)
     if not shape:
         raise ValueError(f"{spec.name}: LowRankGuide needs a vector parameter")
+    check_rank(
+        f"{spec.name}: LowRankGuide rank",
+        int(family.rank),
+        shape[-1],
+        math.prod(shape[:-1]),
+    )
     loc0, scale0 = guide_init(spec)
     loc = numpyro.param(f"{spec.name}_loc", jnp.full(shape, loc0))
     factor = numpyro.param(
@@ -197,23 +225,39 @@ def setup_guide(  # noqa: F811
     return _low_rank(spec, family, dims, spec.transform)
 
 
+def amortized_params(spec: ParamSpec, outputs: dict[str, Any]) -> list[Any]:
+    """The guide's parameters from an amortizer's raw outputs.
+
+    A zero output gives the spec's initial guide parameters
+    (:func:`guide_init`): a real parameter is ``init + raw``, a positive one
+    ``init * softplus(raw + SOFTPLUS_ONE) + POSITIVE_FLOOR``. With the
+    amortizer's zero-initialised output layers, every cell's guide starts at
+    the mean-field guide's initial values, whatever its library size.
+    """
+    params = []
+    for i, (pname, init) in enumerate(
+        zip(spec.param_names, guide_init(spec), strict=True)
+    ):
+        raw = outputs[pname]
+        if i in spec.positive_params:
+            scale = jnp.logaddexp(raw + SOFTPLUS_ONE, 0.0)
+            params.append(init * scale + POSITIVE_FLOOR)
+        else:
+            params.append(init + raw)
+    return params
+
+
 @dispatch(ParamSpec, AmortizedGuide, dict, object)
 def setup_guide(  # noqa: F811
     spec: ParamSpec, family: AmortizedGuide, dims: dict, model_config: Any, **kwargs
 ) -> Any:
-    """Amortized: the network's outputs are the guide's parameters.
+    """Amortized: the network's outputs give the guide's parameters.
 
     Needs ``network`` (the registered amortizer) and ``counts`` (this batch's
-    rows) in ``kwargs``; positive parameters pass through a softplus.
+    rows) in ``kwargs``; see :func:`amortized_params` for the output map.
     """
     outputs = kwargs["network"](family.amortizer.sufficient_statistic(kwargs["counts"]))
-    params = []
-    for i, pname in enumerate(spec.param_names):
-        raw = outputs[pname]
-        if i in spec.positive_params:
-            raw = jnp.logaddexp(raw, 0.0) + POSITIVE_FLOOR
-        params.append(raw)
-    return numpyro.sample(spec.name, spec.make_dist(*params))
+    return numpyro.sample(spec.name, spec.make_dist(*amortized_params(spec, outputs)))
 
 
 @dispatch(object, object, dict, object)
@@ -225,21 +269,171 @@ def setup_guide(spec: Any, family: Any, dims: dict, model_config: Any, **kwargs)
     )
 
 
+def _central_value(spec: ParamSpec, dims: dict) -> jnp.ndarray:
+    """The centre of a global spec's initial guide, in the site's full shape.
+
+    The base distribution's mean pushed through the spec's transforms (the
+    median of a log-normal, the odds of the Beta mean for a beta prime); for a
+    Dirichlet, the normalised concentration.
+    """
+    shape = spec.resolve_shape(dims)
+    if isinstance(spec, DirichletSpec):
+        alpha = spec.concentration(dims)
+        return jnp.broadcast_to(alpha / jnp.sum(alpha), (*shape, alpha.size))
+    initial = spec.make_dist(*guide_init(spec))
+    transforms = []
+    if isinstance(initial, dist.TransformedDistribution):
+        initial, transforms = initial.base_dist, initial.transforms
+    value = initial.mean
+    for transform in transforms:
+        value = transform(value)
+    return jnp.broadcast_to(value, shape)
+
+
+def _joint_blocks(
+    specs: Sequence[ParamSpec], dims: dict
+) -> list[tuple[ParamSpec, Any, jnp.ndarray]]:
+    """Per spec: the bijection to its support and its unconstrained initial value."""
+    blocks = []
+    for spec in specs:
+        transform = biject_to(spec.support)
+        blocks.append((spec, transform, transform.inv(_central_value(spec, dims))))
+    return blocks
+
+
+def joint_latent_size(specs: Sequence[ParamSpec], dims: dict) -> int:
+    """Dimension of the joint guide's normal: the specs' unconstrained sizes."""
+    return sum(int(u.size) for _, _, u in _joint_blocks(specs, dims))
+
+
+def check_joint_guide(family: JointGuide, size: int) -> None:
+    """Refuse a joint guide whose covariance parameters would not fit.
+
+    Raises
+    ------
+    ValueError
+        A low rank outside ``[1, size]``, or a full-rank ``scale_tril`` over
+        the memory limit (the message advises the low-rank guide).
+    """
+    if family.rank is None:
+        check_full_rank("global_guide", size)
+    else:
+        check_rank("guide_rank (the JointGuide rank)", int(family.rank), size)
+
+
+def sample_joint_guide(
+    specs: Sequence[ParamSpec], family: JointGuide, dims: dict
+) -> None:
+    """One multivariate normal over the unconstrained values of ``specs``.
+
+    As numpyro's ``AutoContinuous``: the auxiliary site ``_global_latent``
+    (``infer={"is_auxiliary": True}``) draws the concatenated unconstrained
+    values; each spec's slice goes through ``biject_to(spec.support)`` into a
+    ``Delta`` site whose log density is minus the log-Jacobian, so the guide's
+    density of the constrained values is exact. Parameters: ``global_loc``,
+    and ``global_scale_tril`` (full rank) or ``global_cov_factor`` and
+    ``global_scale`` (low rank). The initial normal is centred on the
+    mean-field guides' initial values with standard deviation
+    ``GUIDE_SCALE``.
+    """
+    blocks = _joint_blocks(specs, dims)
+    init = jnp.concatenate([jnp.ravel(u) for _, _, u in blocks])
+    size = int(init.size)
+    check_joint_guide(family, size)
+    loc = numpyro.param(f"{JOINT_PREFIX}_loc", init)
+    if family.rank is None:
+        scale_tril = numpyro.param(
+            f"{JOINT_PREFIX}_scale_tril",
+            GUIDE_SCALE * jnp.identity(size),
+            constraint=constraints.scaled_unit_lower_cholesky,
+        )
+        normal = dist.MultivariateNormal(loc, scale_tril=scale_tril)
+    else:
+        factor = numpyro.param(
+            f"{JOINT_PREFIX}_cov_factor", jnp.zeros((size, int(family.rank)))
+        )
+        scale = numpyro.param(
+            f"{JOINT_PREFIX}_scale",
+            jnp.full(size, GUIDE_SCALE),
+            constraint=constraints.softplus_positive,
+        )
+        normal = dist.LowRankMultivariateNormal(loc, factor * scale[:, None], scale**2)
+    latent = numpyro.sample(JOINT_SITE, normal, infer={"is_auxiliary": True})
+    offset = 0
+    for spec, transform, unconstrained in blocks:
+        x = latent[offset : offset + unconstrained.size].reshape(unconstrained.shape)
+        offset += unconstrained.size
+        value = transform(x)
+        log_density = -jnp.sum(transform.log_abs_det_jacobian(x, value))
+        numpyro.sample(
+            spec.name,
+            dist.Delta(value, log_density=log_density, event_dim=jnp.ndim(value)),
+        )
+
+
 class GuideBuilder:
     """Builds the guide matching a list of parameter specs.
 
     Examples
     --------
     >>> guide = GuideBuilder().from_specs(specs).build()
+    >>> joint = GuideBuilder().from_specs(specs).with_global_guide(JointGuide(8))
     """
 
     def __init__(self) -> None:
         self.specs: list[ParamSpec] = []
+        self.global_guide: JointGuide | None = None
 
     def from_specs(self, specs: Sequence[ParamSpec]) -> GuideBuilder:
         """Use these specs (their ``guide_family``; ``None`` is mean field)."""
         self.specs = list(specs)
         return self
+
+    def with_global_guide(self, family: JointGuide | None) -> GuideBuilder:
+        """Guide every global spec with one joint normal (``None``: per spec).
+
+        Raises
+        ------
+        TypeError
+            If ``family`` is not a :class:`JointGuide` or ``None``.
+        """
+        if family is not None and not isinstance(family, JointGuide):
+            raise TypeError(
+                f"global guide must be a JointGuide or None, got {family!r}"
+            )
+        self.global_guide = family
+        return self
+
+    def _check(self) -> None:
+        """Check the amortized specs and the specs under a joint global guide.
+
+        Amortized specs must be cell-specific with outputs naming their
+        parameters; under a joint global guide, global specs keep the default
+        (mean-field) family.
+        """
+        for spec in self.specs:
+            family = spec.guide_family
+            if isinstance(family, AmortizedGuide):
+                if not spec.is_cell_specific:
+                    raise ValueError(
+                        f"{spec.name}: AmortizedGuide needs a cell-specific spec"
+                    )
+                outputs = tuple(family.amortizer.output_params)
+                if set(outputs) != set(spec.param_names):
+                    raise ValueError(
+                        f"{spec.name}: amortizer output_params {outputs} must be "
+                        f"{spec.param_names}"
+                    )
+            elif (
+                self.global_guide is not None
+                and not spec.is_cell_specific
+                and not isinstance(family, MeanFieldGuide | None)
+            ):
+                raise ValueError(
+                    f"{spec.name}: the joint global guide covers every global "
+                    f"parameter; its guide_family {type(family).__name__} would "
+                    "be ignored (remove it, or drop the global guide)"
+                )
 
     def build(self) -> Callable[..., None]:
         """The guide function (same signature as the model).
@@ -247,25 +441,17 @@ class GuideBuilder:
         Raises
         ------
         ValueError
-            Without specs, or for an amortizer whose outputs do not name the
-            spec's parameters.
+            Without specs, for an amortizer whose outputs do not name the
+            spec's parameters, or for a global spec with its own guide family
+            under a joint global guide.
         """
         if not self.specs:
             raise ValueError("GuideBuilder.build() needs specs: call from_specs first")
-        specs = list(self.specs)
+        self._check()
+        specs, joint = list(self.specs), self.global_guide
         groups = latent_groups(specs)
         amortized = [s for s in specs if isinstance(s.guide_family, AmortizedGuide)]
-        for spec in amortized:
-            if not spec.is_cell_specific:
-                raise ValueError(
-                    f"{spec.name}: AmortizedGuide needs a cell-specific spec"
-                )
-            outputs = tuple(spec.guide_family.amortizer.output_params)
-            if set(outputs) != set(spec.param_names):
-                raise ValueError(
-                    f"{spec.name}: amortizer output_params {outputs} must be "
-                    f"{spec.param_names}"
-                )
+        global_specs = [s for s in specs if not s.is_cell_specific]
         grouped = {s.name for g in groups.values() for s in g}
 
         def family_of(spec: ParamSpec) -> Any:
@@ -283,16 +469,16 @@ class GuideBuilder:
             check_counts(counts, n_cells, n_genes, batch_size, cell_indices)
             if (amortized or groups) and counts is None:
                 raise ValueError("amortized guides need the counts")
-            for spec in specs:
-                if not spec.is_cell_specific:
+            if joint is None:
+                for spec in global_specs:
                     setup_guide(spec, family_of(spec), dims, model_config)
-            networks = {
+            elif global_specs:
+                sample_joint_guide(global_specs, joint, dims)
+            networks = {  # initialised on (standardised by) the given cells
                 s.name: flax_module(
                     f"{s.name}_amortizer",
                     s.guide_family.amortizer,
-                    input_shape=s.guide_family.amortizer.sufficient_statistic(
-                        counts[:1]
-                    ).shape,
+                    s.guide_family.amortizer.sufficient_statistic(counts),
                 )
                 for s in amortized
             }

@@ -11,6 +11,7 @@ from scribe.models.components.distributions import BetaPrime, NegativeBinomial
 from scribe.models.components.guide_families import (
     AmortizedGuide,
     GroupedAmortizedGuide,
+    JointGuide,
     LowRankGuide,
     MeanFieldGuide,
 )
@@ -34,6 +35,7 @@ __all__ = [
     "Decoder",
     "Encoder",
     "GroupedAmortizedGuide",
+    "JointGuide",
     "LowRankGuide",
     "MeanFieldGuide",
     "NBWithVCPLikelihood",

@@ -3,6 +3,12 @@
 The builders register them with numpyro's ``flax_module`` (parameters in the
 ``{name}$params`` site), once outside the cell plate, and apply them purely
 inside it, so SVI never retraces.
+
+An :class:`Amortizer` standardises its input with the mean and standard
+deviation of the features it is initialised on (held fixed afterwards) and
+starts with zero output weights, so its first outputs are zero for every cell
+whatever the library sizes: the guide maps a zero output to its initial
+parameters (see ``setup_guide`` for ``AmortizedGuide``).
 """
 
 from __future__ import annotations
@@ -11,8 +17,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import flax.linen as nn
+import jax
 import jax.numpy as jnp
 from jaxtyping import Array
+
+from scribe.models.components.limits import positive_dims
+
+MIN_INPUT_SCALE = 0.1  # floor of the standardising scale of amortizer inputs
 
 
 @dataclass(frozen=True)
@@ -44,10 +55,12 @@ def _freeze_sequences(module: nn.Module, fields: Sequence[str]) -> None:
 
     Users pass ``hidden_dims=[64, 32]`` (as the spec's examples do); a Linen
     module with a list attribute is unhashable, and so is every frozen spec or
-    guide family holding it.
+    guide family holding it. ``hidden_dims`` is checked to hold positive ints.
     """
     for field in fields:
-        object.__setattr__(module, field, tuple(getattr(module, field)))
+        value = getattr(module, field)
+        value = positive_dims(field, value) if field == "hidden_dims" else value
+        object.__setattr__(module, field, tuple(value))
 
 
 def _mlp(x: Array, hidden_dims: Sequence[int]) -> Array:
@@ -58,6 +71,17 @@ def _mlp(x: Array, hidden_dims: Sequence[int]) -> Array:
 
 class Amortizer(nn.Module):
     """Sufficient statistic -> one raw output per named guide parameter.
+
+    The features are standardised by ``input_loc`` and ``input_scale``, set at
+    initialisation to their mean and standard deviation (floored at
+    ``MIN_INPUT_SCALE``) over the cells it is initialised on and held fixed
+    (their gradient is stopped, so Adam never moves them): initialise it on
+    real features, not on a dummy ``input_shape``. The output layers start at
+    zero weights and biases, so every raw output starts at zero, and read the
+    last hidden layer divided by its width, so one Adam step of size ``lr``
+    moves an output by about ``lr`` times the mean absolute activation (as it
+    moves a mean-field parameter by ``lr``), not by ``lr`` times their sum,
+    which threw the guide to degenerate Beta parameters within a few steps.
 
     Attributes
     ----------
@@ -78,9 +102,18 @@ class Amortizer(nn.Module):
     @nn.compact
     def __call__(self, features: Array) -> dict[str, Array]:
         """Raw outputs ``{name: [cells]}`` from ``features[cells, d]``."""
-        h = _mlp(features, self.hidden_dims)
+        loc = self.param("input_loc", lambda _: jnp.mean(features, axis=0))
+        scale = self.param(
+            "input_scale",
+            lambda _: jnp.maximum(jnp.std(features, axis=0), MIN_INPUT_SCALE),
+        )
+        x = (features - jax.lax.stop_gradient(loc)) / jax.lax.stop_gradient(scale)
+        # divided by its width, the last layer moves each output by about the
+        # step size per Adam step
+        h = _mlp(x, self.hidden_dims) / max(self.hidden_dims[-1:] or [1])
+        zeros = nn.initializers.zeros
         return {
-            name: nn.Dense(1, name=f"out_{name}")(h)[..., 0]
+            name: nn.Dense(1, kernel_init=zeros, name=f"out_{name}")(h)[..., 0]
             for name in self.output_params
         }
 

@@ -29,6 +29,31 @@ class LowRankGuide:
 
 
 @dataclass(frozen=True)
+class JointGuide:
+    """One multivariate normal over every global parameter, unconstrained.
+
+    The values of all non-cell-specific sites (``p`` or ``phi``, ``r`` or
+    ``mu``, ``gate``, ``mixing_weights``...) are concatenated in the
+    unconstrained space of their supports; one (low-rank or full-rank)
+    multivariate normal there captures their correlations (``p`` with every
+    ``r``), as numpyro's ``AutoContinuous`` guides do. Set it with
+    ``GuideBuilder.with_global_guide``.
+
+    Parameters
+    ----------
+    rank : int, optional
+        Columns of the covariance factor; ``None`` is a full-rank
+        ``scale_tril``.
+    """
+
+    rank: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.rank is not None and int(self.rank) < 1:
+            raise ValueError(f"rank must be None or >= 1, got {self.rank!r}")
+
+
+@dataclass(frozen=True)
 class AmortizedGuide:
     """A cell-specific parameter's guide parameters from a network of the counts.
 

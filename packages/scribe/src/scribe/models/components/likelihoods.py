@@ -45,6 +45,11 @@ def capture_adjusted_p(p: Array, p_capture: Array) -> Array:
     return p * p_capture / (1.0 - p * (1.0 - p_capture))
 
 
+def _cells_after_components(values: Array) -> Array:
+    """``[K, genes]`` -> ``[K, 1, genes]``; a shared ``[genes]`` stays as it is."""
+    return values[:, None, :] if values.ndim == 2 else values
+
+
 def element_log_prob(counts: Array, params: Mapping[str, Array]) -> Array:
     """Log-probability of every count under the parameters present in ``params``.
 
@@ -55,8 +60,9 @@ def element_log_prob(counts: Array, params: Mapping[str, Array]) -> Array:
     params : mapping
         ``p``, ``r`` and optionally ``gate``, ``p_capture`` (without
         ``mixing_weights``, a single component: ``p`` scalar, ``r``/``gate``
-        ``[genes]``; with it, a leading component axis on ``p``, ``r``,
-        ``gate``).
+        ``[genes]``; with it, a leading component axis on the parameters that
+        differ between components, ``p`` ``[K]``, ``r``/``gate`` ``[K,
+        genes]``, while shared ones keep their single-component shape).
 
     Returns
     -------
@@ -69,8 +75,8 @@ def element_log_prob(counts: Array, params: Mapping[str, Array]) -> Array:
     gate = params.get("gate")
     if mixture:  # components first: p [K] -> [K, 1, 1], r/gate [K, G] -> [K, 1, G]
         p = p.reshape(-1, 1, 1)
-        r = r[:, None, :]
-        gate = None if gate is None else jnp.asarray(gate)[:, None, :]
+        r = _cells_after_components(r)
+        gate = None if gate is None else _cells_after_components(jnp.asarray(gate))
     if "p_capture" in params:
         p = capture_adjusted_p(p, jnp.asarray(params["p_capture"])[:, None])
     if gate is None:
