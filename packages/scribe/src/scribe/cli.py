@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from scribe.config import FitConfig
+from scribe.models.presets import MIXTURE_SHORTHANDS
 
 ERRORS = (
     ValueError,
@@ -51,6 +52,7 @@ def _parser() -> argparse.ArgumentParser:
         ("--parameterization", "parameterization"),
         ("--guide", "guide"),
         ("--schedule", "schedule"),
+        ("--global-guide", "global_guide"),
     ):
         fit.add_argument(
             flag,
@@ -58,6 +60,18 @@ def _parser() -> argparse.ArgumentParser:
             choices=fields[name].annotation.__args__,
         )
     fit.add_argument("--components", type=int, help="mixture components")
+    fit.add_argument(
+        "--mixture-params",
+        nargs="+",
+        default=["all"],
+        help="parameters split by component: all, biological, mean, prob, gate, "
+        "or names",
+    )
+    fit.add_argument(
+        "--capture-param",
+        choices=("p_capture", "phi_capture"),
+        help="capture as a probability or an odds (default: as upstream)",
+    )
     fit.add_argument("--steps", type=int, default=fields["n_steps"].default)
     fit.add_argument("--batch-size", type=int, help="cells per step (default: all)")
     fit.add_argument(
@@ -122,6 +136,14 @@ def _fit(args: argparse.Namespace) -> int:
             guide=args.guide,
             layer=args.layer,
             n_components=args.components,
+            mixture_params=(
+                args.mixture_params[0]
+                if len(args.mixture_params) == 1
+                and args.mixture_params[0] in MIXTURE_SHORTHANDS
+                else tuple(args.mixture_params)
+            ),
+            capture_param_name=args.capture_param,
+            global_guide=args.global_guide,
             n_steps=args.steps,
             batch_size=args.batch_size,
             learning_rate=args.learning_rate,
@@ -154,7 +176,16 @@ def _info(args: argparse.Namespace) -> int:
     losses = results.loss_history
     print(f"scribe results {args.results} (scribe {meta['scribe_version']})")
     print(f"  {'data':<17} {results.n_cells} cells x {results.n_genes} genes")
-    for name in ("model", "parameterization", "guide", "n_components", "layer"):
+    for name in (
+        "model",
+        "parameterization",
+        "guide",
+        "global_guide",
+        "n_components",
+        "mixture_params",
+        "capture_param_name",
+        "layer",
+    ):
         print(f"  {name:<17} {getattr(config, name)}")
     print(
         f"  {'steps':<17} {losses.size}, batch size {config.batch_size or 'all'}, "

@@ -33,6 +33,9 @@ class FitConfig(BaseModel):
     hidden_dims: tuple[Annotated[int, Strict(), Field(ge=1)], ...] = Field(
         default=(64,), strict=False, min_length=1
     )
+    mixture_params: str | Annotated[tuple[str, ...], Field(strict=False)] = "all"
+    capture_param_name: Literal["p_capture", "phi_capture"] | None = None
+    global_guide: Literal["mean_field", "low_rank", "full_rank"] = "mean_field"
 
     n_steps: int = Field(default=5_000, ge=1)
     batch_size: int | None = Field(default=None, ge=1)
@@ -54,5 +57,8 @@ class FitConfig(BaseModel):
                 "guide_rank",
                 "latent_dim",
                 "hidden_dims",
+                "mixture_params",
+                "capture_param_name",
+                "global_guide",
             }
         )

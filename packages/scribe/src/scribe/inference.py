@@ -17,7 +17,7 @@ the same length), with a progress bar between chunks.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from functools import partial
 from typing import Any, NamedTuple
 
@@ -218,9 +218,12 @@ def fit(
     schedule: str = "cosine",
     seed: int = 0,
     progress: bool = True,
+    global_guide: str = "mean_field",
+    mixture_params: str | Sequence[str] = "all",
+    capture_param_name: str | None = None,
     guide_rank: int = 8,
     latent_dim: int = 8,
-    hidden_dims: tuple[int, ...] = (64,),
+    hidden_dims: Sequence[int] = (64,),
 ) -> ScribeResults:
     """Fit a standard model to a UMI count matrix by SVI.
 
@@ -258,6 +261,17 @@ def fit(
         Seed of the run, in ``[0, 2**63)`` (same seed, same result).
     progress : bool
         Show a progress bar.
+    global_guide : {"mean_field", "low_rank", "full_rank"}
+        ``low_rank`` / ``full_rank``: one multivariate normal over all global
+        parameters (unconstrained), which captures their correlations; see
+        the README on calibrated uncertainty.
+    mixture_params : str or sequence of str
+        Mixtures: the parameters with one value per component: ``"all"``
+        (default, as upstream scribe), ``"biological"``, ``"mean"``,
+        ``"prob"``, ``"gate"``, or names.
+    capture_param_name : {"p_capture", "phi_capture"}, optional
+        Capture models: ``p_capture ~ Beta`` or the odds ``phi_capture ~
+        BetaPrime`` (default: ``phi_capture`` for ``odds_ratio``, as upstream).
     guide_rank, latent_dim, hidden_dims
         Sizes of the low-rank, VAE and amortized guides.
 
@@ -284,6 +298,9 @@ def fit(
         guide_rank=guide_rank,
         latent_dim=latent_dim,
         hidden_dims=hidden_dims,
+        global_guide=global_guide,
+        mixture_params=mixture_params,
+        capture_param_name=capture_param_name,
         n_steps=n_steps,
         batch_size=batch_size,
         learning_rate=learning_rate,
