@@ -37,14 +37,14 @@ demo: $(STAMP)
 	@echo "=== demo: kkt-nets ==="
 	$(PY) packages/kkt-nets/examples/quickstart.py --out kkt_nets_demo_output
 
-# Extra pytest arguments of a package: tfmpe's fast tests are bound by XLA
-# compilation (single-threaded), so two workers nearly halve their time.
-PYTEST_ARGS_tfmpe := -n 2
+# Packages whose fast tests are bound by XLA compilation (single-threaded):
+# two pytest workers nearly halve their time.
+PARALLEL_TESTS := tfmpe scribe
 
 test: $(STAMP)
 	@for p in $(PACKAGES); do \
 		echo "=== tests: $$p ==="; \
-		$(PY) -m pytest -m "not slow" $$(test $$p = tfmpe && echo "$(PYTEST_ARGS_tfmpe)") \
+		$(PY) -m pytest -m "not slow" $$(echo " $(PARALLEL_TESTS) " | grep -q " $$p " && echo "-n 2") \
 			$(TESTDIR) || exit 1; \
 	done
 

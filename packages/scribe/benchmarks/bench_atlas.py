@@ -6,7 +6,7 @@ Each contender runs in its own fresh process that reads it with
 ``anndata.read_h5ad``, so each peak RSS (``ru_maxrss``) is its own:
 
 * scribe ``nbdm`` (canonical, mean field) and scribe's VAE (``nbdm``, linked,
-  ``guide="vae"``, latent 8, hidden ``(64,)``, learning rate 1e-3 as scvi-tools':
+  ``guide="vae"``, latent 8, hidden ``(64,)``, default learning rates:
   the like-for-like peer of scVI),
   ``scribe.fit(adata, ..., batch_size)``; an epoch is ``ceil(cells / batch)``
   steps. The fit's first chunk of steps (set-up, JIT compile) is the warm-up
@@ -71,7 +71,6 @@ VARIANTS: dict[str, dict[str, Any]] = {
         "guide": "vae",
         "latent_dim": 8,
         "hidden_dims": (64,),
-        "learning_rate": 1e-3,  # scvi-tools' Adam step size, like for like
     },
 }
 LABELS = {"nbdm": "scribe nbdm", "vae": "scribe VAE", "scvi": "scvi-tools SCVI"}

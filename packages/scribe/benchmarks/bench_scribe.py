@@ -74,7 +74,7 @@ Usage::
     python packages/scribe/benchmarks/bench_scribe.py --scvi-python PATH/bin/python
 
 The scvi-tools interpreter is ``--scvi-python``, else ``$SCRIBE_SCVI_PYTHON``,
-else ``/tmp/venv-scvi/bin/python`` if it exists; without one, part 3 reports
+else ``<repo>/.venv-scvi/bin/python`` if it exists; without one, part 3 reports
 "scvi-tools not available".
 """
 
@@ -129,7 +129,9 @@ LARGE_P_VALUES = (0.01, 0.3, 0.7, 0.9, 0.99)
 PLAUSIBLE_LOG_PROB = -100.0
 VAE_LATENT_DIM = 8
 VAE_HIDDEN_DIMS = (64,)
-DEFAULT_SCVI_PYTHON = Path("/tmp/venv-scvi/bin/python")
+DEFAULT_SCVI_PYTHON = (
+    Path(__file__).resolve().parents[3] / ".venv-scvi" / "bin" / "python"
+)
 SCVI_HELPER = Path(__file__).resolve().parent / "scvi_epoch.py"
 SCVI_TIMEOUT_S = 600
 SCVI_MARKER = "SCVI_EPOCH_DONE"

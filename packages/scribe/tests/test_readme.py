@@ -19,3 +19,24 @@ def test_readme_block_runs(code, tmp_path, monkeypatch):
 
 def test_the_walkthrough_is_among_the_blocks():
     assert any("results.to_anndata(adata)" in b for b in BLOCKS)
+
+
+def test_the_atlas_table_is_the_results_json():
+    """The README's scale numbers are those of benchmarks/results/atlas.json."""
+    import json
+
+    results = json.loads(
+        (README.parent / "benchmarks" / "results" / "atlas.json").read_text()
+    )
+    text = README.read_text()
+    for name in ("nbdm", "vae", "scvi"):
+        record = results["results"][name]
+        assert (
+            f"{record['epoch_s']['median']:.2f} s ({record['epoch_s']['min']:.2f} s)"
+            in text
+        )
+        assert f"{record['peak_rss_gb']:.2f} GB" in text
+    for name in ("nbdm", "vae"):
+        assert f"{results['ratios_vs_scvi'][name]['epoch_median']:.2f}x" in text
+    assert results["goals"]["peak_memory_below_4gb"]["met"]
+    assert results["goals"]["not_slower_than_scvi"]["met"]
