@@ -4,7 +4,9 @@
 shares one ``p`` across cells, so its replicated per-cell totals are far too
 concentrated; the variable-capture model gives each cell a capture
 probability and reproduces their spread. Writes a histogram of observed and
-replicated totals to ``--out``. Needs ``pip install --no-deps celltypist``.
+replicated totals and the variable-capture fit's posterior predictive check
+(library sizes, gene mean-variance) to ``--out``. Needs ``pip install
+--no-deps celltypist``.
 
     python packages/scribe/examples/real_data_capture.py --out scribe_demo_output
 """
@@ -17,12 +19,14 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
+import anndata
 import matplotlib.pyplot as plt
 import numpy as np
+import pandas as pd
 
 import scribe
 from scribe.datasets import load_celltypist_sample
-from scribe.plots import save_figure
+from scribe.plots import plot_posterior_predictive, save_figure
 
 
 def main() -> None:
@@ -31,7 +35,8 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=2000)
     parser.add_argument("--genes", type=int, default=500)
     args = parser.parse_args()
-    counts, _ = load_celltypist_sample(n_genes=args.genes)
+    counts, genes = load_celltypist_sample(n_genes=args.genes)
+    adata = anndata.AnnData(counts, var=pd.DataFrame(index=genes))
     observed = np.log10(counts.sum(axis=1))
     figure, axis = plt.subplots(figsize=(6, 3.5))
     bins = np.linspace(observed.min() - 0.5, observed.max() + 0.5, 40)
@@ -39,7 +44,7 @@ def main() -> None:
     print(f"{counts.shape[0]} cells x {counts.shape[1]} genes")
     print(f"      data: sd of log10 totals = {observed.std():.3f}")
     for model in ("nbdm", "nbvcp"):
-        res = scribe.fit(counts, model=model, n_steps=args.steps, progress=False)
+        res = scribe.fit(adata, model=model, n_steps=args.steps, progress=False)
         replicated = np.log10(res.posterior_predictive(n_samples=20).sum(-1) + 1.0)
         axis.hist(
             replicated.ravel(),
@@ -57,7 +62,8 @@ def main() -> None:
     axis.set_ylabel("density")
     axis.legend(frameon=False)
     print(f"figure: {save_figure(figure, args.out / 'capture_totals.png')}")
-    plt.close(figure)
+    check = plot_posterior_predictive(res, args.out / "posterior_predictive.png")
+    print(f"figure: {check}")
 
 
 if __name__ == "__main__":
