@@ -127,7 +127,7 @@ def test_to_anndata_writes_the_documented_keys(mixture, two_types):
     # means are the posterior means of the draws of the same seed
     draws = mixture.posterior_samples(20, return_sites=["r"])
     np.testing.assert_allclose(out.varm["scribe_r_mean"], draws["r"].mean(0).T)
-    with pytest.raises(ValueError, match="var_names differ"):
+    with pytest.raises(ValueError, match="adata's gene names differ"):
         renamed = adata.copy()
         renamed.var_names = [f"x{j}" for j in range(adata.n_vars)]
         mixture.to_anndata(renamed)

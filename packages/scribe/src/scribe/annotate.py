@@ -32,20 +32,6 @@ from scribe.results import ScribeResults
 PREFIX = "scribe_"
 
 
-def _check_names(results: ScribeResults, adata: Any) -> None:
-    if adata.shape != (results.n_cells, results.n_genes):
-        raise ValueError(
-            f"adata has shape {adata.shape}, the fit has "
-            f"{(results.n_cells, results.n_genes)} (cells, genes)"
-        )
-    for what, got, expected in (
-        ("obs_names", adata.obs_names, results.cell_names),
-        ("var_names", adata.var_names, results.gene_names),
-    ):
-        if not np.array_equal(np.asarray(got, dtype=str), expected):
-            raise ValueError(f"adata.{what} differ from the fitted {what}")
-
-
 def _summaries(results: ScribeResults, n_samples: int, seed: int) -> dict[str, Any]:
     """Mean and sd of every site except cell-by-gene ones."""
     n_genes = results.n_genes
@@ -93,7 +79,7 @@ def annotate(
         )
     elif not isinstance(adata, anndata.AnnData):
         raise TypeError(f"adata must be an AnnData, got {type(adata).__name__}")
-    _check_names(results, adata)
+    results.check_matches("adata", adata.shape, adata.obs_names, adata.var_names)
     uns: dict[str, Any] = {
         "version": importlib.metadata.version("scribe"),
         "config": results.config.model_dump_json(),

@@ -135,21 +135,7 @@ class ScribeResults:
             If the shape or the cell or gene names differ from the fit's.
         """
         counts = data if isinstance(data, CountData) else as_count_data(data, layer)
-        if counts.shape != (self.n_cells, self.n_genes):
-            raise ValueError(
-                f"data has shape {counts.shape}, the fit has "
-                f"{(self.n_cells, self.n_genes)} (cells, genes)"
-            )
-        for what, got, expected in (
-            ("cell", counts.cell_names, self.cell_names),
-            ("gene", counts.gene_names, self.gene_names),
-        ):
-            if not np.array_equal(got, expected):
-                first = int(np.flatnonzero(got != expected)[0])
-                raise ValueError(
-                    f"data's {what} names differ from the fit's, first at position "
-                    f"{first}: {got[first]!r} vs {expected[first]!r}"
-                )
+        self.check_matches("data", counts.shape, counts.cell_names, counts.gene_names)
         return ScribeResults(
             self.config,
             self.params,
@@ -158,6 +144,33 @@ class ScribeResults:
             self.gene_names,
             counts,
         )
+
+    def check_matches(
+        self, what: str, shape: tuple[int, int], cells: Any, genes: Any
+    ) -> None:
+        """Refuse a matrix whose shape or cell or gene names differ from the fit's.
+
+        Raises
+        ------
+        ValueError
+            Naming ``what`` and the first position where the names differ.
+        """
+        if tuple(shape) != (self.n_cells, self.n_genes):
+            raise ValueError(
+                f"{what} has shape {tuple(shape)}, the fit has "
+                f"{(self.n_cells, self.n_genes)} (cells, genes)"
+            )
+        for kind, got, expected in (
+            ("cell", cells, self.cell_names),
+            ("gene", genes, self.gene_names),
+        ):
+            got = np.asarray(got, dtype=str)
+            if not np.array_equal(got, expected):
+                first = int(np.flatnonzero(got != expected)[0])
+                raise ValueError(
+                    f"{what}'s {kind} names differ from the fit's, first at "
+                    f"position {first}: {got[first]!r} vs {expected[first]!r}"
+                )
 
     @cached_property
     def sites(self) -> dict[str, SiteInfo]:
