@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import time
 from collections.abc import Sequence
@@ -36,7 +37,8 @@ from calibrated_response.models import (
     InequalityProposition,
     ProbabilityEstimate,
 )
-from jax_smm.diagnostics import atomic_write, save_figure
+from jax_smm.persistence import atomic_write
+from jax_smm.plots import save_figure
 
 BINS = 10
 MIN_CONDITION_MASS = 0.05
@@ -201,7 +203,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "machine": {
             "jax": jax.__version__,
             "backend": jax.default_backend(),
-            "cpu_count": __import__("os").cpu_count(),
+            "cpu_count": os.cpu_count(),
             "platform": platform.platform(),
         },
     }

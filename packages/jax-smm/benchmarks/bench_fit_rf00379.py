@@ -106,7 +106,8 @@ from jax_smm import (
     estimate_moments,
     fit_smm,
 )
-from jax_smm.diagnostics import atomic_write
+from jax_smm.persistence import atomic_write
+from jax_smm.plots import save_figure
 
 SCRIPT = Path(__file__).resolve()
 REPO_ROOT = SCRIPT.parents[3]
@@ -605,7 +606,7 @@ def write_plot(
     ax.grid(True, alpha=0.3)
     ax.legend(loc="lower right", fontsize=8)
     try:
-        atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=120, bbox_inches="tight"))
+        save_figure(fig, path)
     finally:
         plt.close(fig)
 

@@ -85,9 +85,9 @@ import readme_blocks
 
 from jax_smm import Factor, FactorGraph, Variable
 from jax_smm import energy as jax_smm_energy
-from jax_smm.diagnostics import atomic_write
 from jax_smm.energy import extended_params
 from jax_smm.mcmc.kernels import ChromaticGibbs
+from jax_smm.persistence import atomic_write
 
 SIDE = 64
 PARAM_STD = 0.5

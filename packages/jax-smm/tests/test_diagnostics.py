@@ -10,7 +10,6 @@ from jax_smm import (
     exact_variable_marginals,
     max_moment_error,
     mean_moment_error,
-    plot_history,
 )
 
 
@@ -67,32 +66,3 @@ def test_enumeration_limit(make_graph):
     g = make_graph([32] * 5, [(0,)])
     with pytest.raises(ValueError, match="exact enumeration is limited"):
         exact_marginals(g)
-
-
-def test_plot_history_writes_png(tmp_path):
-    history = {
-        "iteration": [0, 1, 2],
-        "max_error": [0.5, 0.2, 0.1],
-        "mean_error": [0.1, 0.05, 0.01],
-    }
-    path = plot_history(history, tmp_path / "sub" / "curve.png")
-    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert [p.name for p in path.parent.iterdir()] == ["curve.png"]
-
-
-def test_atomic_write_leaves_nothing_on_failure(tmp_path):
-    from jax_smm.diagnostics import atomic_write
-
-    target = tmp_path / "out.json"
-    target.write_text("old")
-
-    def broken(tmp):
-        tmp.write_text("half")
-        raise RuntimeError("disk full")
-
-    with pytest.raises(RuntimeError):
-        atomic_write(target, broken)
-    assert target.read_text() == "old"
-    assert [p.name for p in tmp_path.iterdir()] == ["out.json"]
-    atomic_write(target, lambda tmp: tmp.write_text("new"))
-    assert target.read_text() == "new"

@@ -161,7 +161,7 @@ def test_high_degree_hub_samples_exact_distribution(kernel, make_graph):
 
 
 def test_threefry_matches_jax_and_is_uniform():
-    from jax._src.random.threefry2x32 import threefry_2x32
+    from jax.extend.random import threefry_2x32
 
     key = jnp.asarray([0x13198A2E, 0x03707344], jnp.uint32)
     counts = jnp.arange(64, dtype=jnp.uint32)

@@ -44,7 +44,8 @@ from calibrated_response.models import (
     HistogramDistribution,
     VariableUnion,
 )
-from jax_smm.diagnostics import atomic_write, save_figure
+from jax_smm.persistence import atomic_write
+from jax_smm.plots import save_figure
 
 QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
 

@@ -15,7 +15,6 @@ from jax_smm.diagnostics import (
     joint_size,
     max_moment_error,
     mean_moment_error,
-    plot_history,
 )
 from jax_smm.energy import energy, local_energy_delta
 from jax_smm.features import (
@@ -34,6 +33,7 @@ from jax_smm.mcmc import (
     gibbs_update,
 )
 from jax_smm.model import MaxEntModel
+from jax_smm.plots import plot_history
 from jax_smm.targets import (
     LinearConstraint,
     Targets,

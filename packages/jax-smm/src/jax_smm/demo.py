@@ -24,10 +24,10 @@ from jax_smm.diagnostics import (
     joint_size,
     max_moment_error,
     mean_moment_error,
-    plot_history,
 )
 from jax_smm.graph import Factor, FactorGraph, Variable
 from jax_smm.model import MaxEntModel
+from jax_smm.plots import plot_history
 from jax_smm.targets import build_targets_from_marginals
 from jax_smm.training import SMMConfig, fit_smm
 

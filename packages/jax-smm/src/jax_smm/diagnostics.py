@@ -1,12 +1,9 @@
-"""Moment errors, an exact-enumeration oracle, correlation quality and plots."""
+"""Moment errors, an exact-enumeration oracle and correlation quality."""
 
 from __future__ import annotations
 
 import math
-import os
-import tempfile
-from collections.abc import Callable, Mapping, Sequence
-from pathlib import Path
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import jax
@@ -240,90 +237,3 @@ def correlation_pearson(
     model = connected_correlations(graph, model_moments)
     target = connected_correlations(graph, target_moments)
     return float(np.corrcoef(model, target)[0, 1])
-
-
-def atomic_write(path: str | os.PathLike, write: Callable[[Path], None]) -> Path:
-    """Create ``path`` through a temporary file in its folder, then rename it.
-
-    Parameters
-    ----------
-    path : path-like
-        The file to create or replace; its folder is created if missing.
-    write : callable
-        ``write(tmp_path)`` writes the whole content to ``tmp_path``.
-
-    Returns
-    -------
-    pathlib.Path
-        ``path``. A failing ``write`` leaves no partial file behind.
-
-    Raises
-    ------
-    ValueError
-        If ``path`` is an existing folder.
-    """
-    path = Path(path)
-    if path.is_dir():
-        raise ValueError(f"path {str(path)!r} is a folder; give a file name in it")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(
-        prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent
-    )
-    os.close(fd)
-    tmp = Path(name)
-    try:
-        write(tmp)
-        tmp.chmod(0o644)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
-
-
-def save_figure(fig: Any, path: str | os.PathLike) -> Path:
-    """Write a matplotlib figure atomically (see :func:`atomic_write`)."""
-    return atomic_write(
-        path, lambda tmp: fig.savefig(tmp, dpi=120, bbox_inches="tight")
-    )
-
-
-def plot_history(
-    history: Mapping[str, Any] | Any, path: str | os.PathLike, title: str = ""
-) -> Path:
-    """Plot max and mean moment error against iteration to a PNG file.
-
-    Parameters
-    ----------
-    history : FitHistory or dict
-        Anything with ``iteration``, ``max_error`` and ``mean_error`` items.
-    path : path-like
-        The PNG file to write (atomically); not a folder.
-    title : str, optional
-
-    Returns
-    -------
-    pathlib.Path
-        ``path``.
-    """
-    if Path(path).is_dir():
-        raise ValueError(
-            f"path {str(path)!r} is a folder; give a file name such as "
-            f"{str(Path(path) / 'history.png')!r}"
-        )
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6, 4))
-    ax.semilogy(history["iteration"], history["max_error"], label="max |error|")
-    ax.semilogy(history["iteration"], history["mean_error"], label="mean |error|")
-    ax.set_xlabel("iteration")
-    ax.set_ylabel("moment error")
-    ax.set_title(title or "stochastic moment matching")
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend()
-    try:
-        return save_figure(fig, path)
-    finally:
-        plt.close(fig)

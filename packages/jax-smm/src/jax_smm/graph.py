@@ -520,10 +520,6 @@ class FactorGraph:
             for members in self._plan_order
         )
 
-    def stack_tables(self, tables: dict[int, jax.Array]) -> tuple[jax.Array, ...]:
-        """Stack a ``{factor_id: table}`` dict (all factors) into group arrays."""
-        return self._stack(tables[fid] for fid in self._factor_ids)
-
     def unstack_tables(self, groups: Sequence[jax.Array]) -> dict[int, np.ndarray]:
         """Split group arrays (or a flat vector) into ``{factor_id: table}`` (NumPy)."""
         if not isinstance(groups, (tuple, list)):

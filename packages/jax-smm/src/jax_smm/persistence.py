@@ -12,7 +12,8 @@ The file holds
 
 Files are written atomically (temporary file, then rename), are read without
 pickle, and a file of another format or version, or whose content does not
-match its checksum, is refused with an error naming it.
+match its checksum, is refused with an error naming it. :func:`atomic_write`
+is the package's one way to create a file (models, results, reports, figures).
 """
 
 from __future__ import annotations
@@ -22,19 +23,58 @@ import hashlib
 import json
 import math
 import os
+import tempfile
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from jax_smm.config import SMMConfig
-from jax_smm.diagnostics import atomic_write
 from jax_smm.features import State, validate_states
 from jax_smm.graph import Factor, FactorGraph, Variable
 
 FORMAT = "jax-smm-model"
 VERSION = 1
+
+
+def atomic_write(path: str | os.PathLike, write: Callable[[Path], None]) -> Path:
+    """Create ``path`` through a temporary file in its folder, then rename it.
+
+    Parameters
+    ----------
+    path : path-like
+        The file to create or replace; its folder is created if missing.
+    write : callable
+        ``write(tmp_path)`` writes the whole content to ``tmp_path``.
+
+    Returns
+    -------
+    pathlib.Path
+        ``path``. A failing ``write`` leaves no partial file behind.
+
+    Raises
+    ------
+    ValueError
+        If ``path`` is an existing folder.
+    """
+    path = Path(path)
+    if path.is_dir():
+        raise ValueError(f"path {str(path)!r} is a folder; give a file name in it")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(
+        prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent
+    )
+    os.close(fd)
+    tmp = Path(name)
+    try:
+        write(tmp)
+        tmp.chmod(0o644)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
 
 
 def _checksum(arrays: dict[str, np.ndarray]) -> str:

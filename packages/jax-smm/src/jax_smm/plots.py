@@ -1,0 +1,59 @@
+"""Plots of a fit, written atomically to image files."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from jax_smm.persistence import atomic_write
+
+
+def save_figure(fig: Any, path: str | os.PathLike) -> Path:
+    """Write a matplotlib figure atomically (``persistence.atomic_write``)."""
+    return atomic_write(
+        path, lambda tmp: fig.savefig(tmp, dpi=120, bbox_inches="tight")
+    )
+
+
+def plot_history(
+    history: Mapping[str, Any] | Any, path: str | os.PathLike, title: str = ""
+) -> Path:
+    """Plot max and mean moment error against iteration to a PNG file.
+
+    Parameters
+    ----------
+    history : FitHistory or dict
+        Anything with ``iteration``, ``max_error`` and ``mean_error`` items.
+    path : path-like
+        The PNG file to write (atomically); not a folder.
+    title : str, optional
+
+    Returns
+    -------
+    pathlib.Path
+        ``path``.
+    """
+    if Path(path).is_dir():
+        raise ValueError(
+            f"path {str(path)!r} is a folder; give a file name such as "
+            f"{str(Path(path) / 'history.png')!r}"
+        )
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    ax.semilogy(history["iteration"], history["max_error"], label="max |error|")
+    ax.semilogy(history["iteration"], history["mean_error"], label="mean |error|")
+    ax.set_xlabel("iteration")
+    ax.set_ylabel("moment error")
+    ax.set_title(title or "stochastic moment matching")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend()
+    try:
+        return save_figure(fig, path)
+    finally:
+        plt.close(fig)
