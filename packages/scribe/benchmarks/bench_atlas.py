@@ -57,7 +57,6 @@ from harness import (  # noqa: E402
     peak_rss_gb,
     record_progress,
     run_process,
-    save_figure_atomic,
     summarize,
     versions,
     write_json_atomic,
@@ -163,10 +162,9 @@ def run_worker(args: argparse.Namespace) -> int:
 
 def plot(record: dict[str, Any], path: Path) -> None:
     """Bars of steady seconds per epoch and peak RSS, scribe variants vs scvi."""
-    import matplotlib
-
-    matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
+    from scribe.plots import save_figure  # selects the Agg backend
 
     runs = {k: v for k, v in record["results"].items() if "epoch_s" in v}
     names = [LABELS[k] for k in runs]
@@ -186,8 +184,7 @@ def plot(record: dict[str, Any], path: Path) -> None:
         f"{100 * size['density_simulated']:.1f} % non-zero, batch {size['batch_size']}"
     )
     fig.tight_layout()
-    save_figure_atomic(fig, path, dpi=120)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def compare(results: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
