@@ -46,7 +46,7 @@ drawn with NumPy (``--seed``): ``counts[c, g] ~ NB(r_g, p)`` in numpyro's
    above, one epoch being ``ceil(cells / batch)`` steps of ``batch`` randomly
    subsampled cells, against ``scvi.model.SCVI(adata, gene_likelihood="nb",
    n_latent=8, n_hidden=64)`` trained with ``batch_size`` and ``train_size=1``
-   on the same counts (``benchmarks/scvi_epoch.py``, run by that interpreter in
+   on the same counts (``benchmarks/peers/scvi_epoch.py``, run by that interpreter in
    a subprocess: scvi-tools and PyTorch stay out of the main environment). The
    two train in turns, one epoch each (the helper waits for a line on its stdin
    after every epoch). Per epoch times exclude the first (warm-up) epoch; the
@@ -132,7 +132,7 @@ VAE_HIDDEN_DIMS = (64,)
 DEFAULT_SCVI_PYTHON = (
     Path(__file__).resolve().parents[3] / ".venv-scvi" / "bin" / "python"
 )
-SCVI_HELPER = Path(__file__).resolve().parent / "scvi_epoch.py"
+SCVI_HELPER = Path(__file__).resolve().parent / "peers" / "scvi_epoch.py"
 SCVI_TIMEOUT_S = 600
 SCVI_MARKER = "SCVI_EPOCH_DONE"
 RESULTS_STEM = "scribe"

@@ -13,7 +13,8 @@ in turns with this one.
 
 Usage::
 
-    /tmp/venv-scvi/bin/python scvi_epoch.py --counts counts.npy --out scvi.json
+    .venv-scvi/bin/python packages/scribe/benchmarks/peers/scvi_epoch.py \
+        --counts counts.npy --out scvi.json
 """
 
 from __future__ import annotations
