@@ -1,0 +1,230 @@
+"""Tables, summaries and figures of the benchmark scripts.
+
+``bench_sampler.py``: :func:`ratios`, :func:`format_table` and
+:func:`plot_throughput`; ``bench_fit_rf00379.py``: :func:`print_fit_summary`
+and :func:`plot_fit`. Figures are written atomically.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from fit_tracking import THRESHOLDS, CurvePoint
+from peers import IMPLEMENTATIONS
+from peers.adabmdca import PEER_REFERENCE
+
+from jax_smm.persistence import atomic_write
+from jax_smm.plots import save_figure
+
+# ---------------------------------------------------------- sampler throughput
+
+
+def ratios(records: Sequence[dict[str, Any]]) -> dict[str, dict[str, float]]:
+    """``ours / numpy`` and ``ours / thrml`` rate ratios per K."""
+    rate = {(r["implementation"], r["k"]): r["rate_m_updates_per_s"] for r in records}
+    out: dict[str, dict[str, float]] = {}
+    for k in sorted({r["k"] for r in records}):
+        if ("ours", k) not in rate:
+            continue
+        out[str(k)] = {
+            f"ours_over_{peer}": rate["ours", k] / rate[peer, k]
+            for peer in ("numpy", "thrml")
+            if (peer, k) in rate
+        }
+    return out
+
+
+def format_table(records: Sequence[dict[str, Any]]) -> str:
+    """Plain-text results table."""
+    ratio = ratios(records)
+    header = (
+        f"{'implementation':<15}{'K':>3}{'M updates/s':>14}{'compile s':>11}"
+        f"{'ours/numpy':>12}{'ours/thrml':>12}"
+    )
+    lines = [header, "-" * len(header)]
+    for r in sorted(
+        records, key=lambda r: (r["k"], IMPLEMENTATIONS.index(r["implementation"]))
+    ):
+        compile_s = "-" if r["compile_s"] is None else f"{r['compile_s']:.2f}"
+        cells = ["-", "-"]
+        if r["implementation"] == "ours":
+            for i, peer in enumerate(("numpy", "thrml")):
+                value = ratio.get(str(r["k"]), {}).get(f"ours_over_{peer}")
+                cells[i] = "-" if value is None else f"{value:.2f}x"
+        lines.append(
+            f"{r['implementation']:<15}{r['k']:>3}"
+            f"{r['rate_m_updates_per_s']:>14.1f}{compile_s:>11}"
+            f"{cells[0]:>12}{cells[1]:>12}"
+        )
+    return "\n".join(lines)
+
+
+def plot_throughput(records: Sequence[dict[str, Any]], title: str, path: Path) -> None:
+    """Grouped bar chart of the rates (one group per K), log y axis."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    ks = sorted({r["k"] for r in records})
+    present = [
+        i for i in IMPLEMENTATIONS if any(r["implementation"] == i for r in records)
+    ]
+    rate = {(r["implementation"], r["k"]): r["rate_m_updates_per_s"] for r in records}
+    width = 0.8 / len(present)
+    centres = np.arange(len(ks))
+    fig, ax = plt.subplots(figsize=(7.0, 4.5), layout="constrained")
+    for j, name in enumerate(present):
+        values = [rate.get((name, k), np.nan) for k in ks]
+        bars = ax.bar(
+            centres + (j - (len(present) - 1) / 2) * width, values, width, label=name
+        )
+        ax.bar_label(bars, labels=[f"{v:.3g}" for v in values], fontsize=8)
+    ax.set_yscale("log")
+    ax.set_xticks(centres, [f"K = {k}" for k in ks])
+    ax.set_ylabel("million variable updates / s")
+    ax.set_title(title, fontsize=10)
+    ax.legend()
+    atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=120))
+    plt.close(fig)
+
+
+# ------------------------------------------------------------------ RF00379 fit
+
+
+def print_fit_summary(
+    args: argparse.Namespace,
+    *,
+    m_eff: float,
+    alpha: float,
+    timing: dict[str, Any],
+    crossings: dict[str, dict[str, Any] | None],
+    ceiling: Sequence[float],
+    final: CurvePoint,
+    stop_reason: str,
+) -> None:
+    """Print the end-of-run summary of the fit benchmark."""
+    overhead = timing["first_chunk_overhead_seconds"]
+
+    def fmt(value: float | None, spec: str = ".1f") -> str:
+        return "n/a" if value is None else format(value, spec)
+
+    print("\nSummary")
+    print(f"  M_eff                         {m_eff:.1f}")
+    print(
+        f"  settings                      {args.chains} chains, {args.sweeps} sweeps, "
+        f"{args.optimizer} lr {args.lr:g} {args.schedule}, pseudocount {alpha:.3g}"
+    )
+    print(
+        f"  seconds / iteration           {fmt(timing['seconds_per_iteration'], '.4f')}"
+        f" (callback {fmt(timing['callback_seconds_median'], '.3f')} s per "
+        f"{args.chunk_size} iterations)"
+    )
+    print(f"  first-chunk overhead          {fmt(overhead)} s (setup + compile, est.)")
+    for level, hit in crossings.items():
+        if hit is None:
+            print(f"  time to {level:<5}                 not reached")
+        else:
+            print(
+                f"  time to {level:<5}                 {hit['seconds']:.1f} s "
+                f"({fmt(hit['seconds_excluding_compile'])} s excl. compile), "
+                f"{hit['iterations']} iterations"
+            )
+    print(
+        f"  noise ceiling                 {np.median(ceiling):.4f} (data resampled "
+        f"to {args.chains} states)"
+    )
+    print(
+        f"  final pearson                 {final.pearson:.4f} after "
+        f"{final.iterations} iterations, {final.seconds:.1f} s ({stop_reason})"
+    )
+    peer = PEER_REFERENCE["thresholds"]
+    print(
+        f"  peer (adabmDCA, from notes)   0.8 at {peer['0.8']['seconds']:g} s, 0.9 at "
+        f"{peer['0.9']['seconds']:g} s / {peer['0.9']['iterations']} updates "
+        "(reported, not measured here)"
+    )
+
+
+def plot_fit(
+    path: Path,
+    points: Sequence[CurvePoint],
+    overhead: float | None,
+    ceiling: float,
+    title: str,
+) -> None:
+    """Plot Pearson against wall seconds, with thresholds and the peer point.
+
+    Parameters
+    ----------
+    path : Path
+        PNG destination (written atomically).
+    points : sequence of CurvePoint
+    overhead : float or None
+        Estimated setup + compile seconds; when known, a second, dashed curve
+        shows the compile-excluded times.
+    ceiling : float
+        Noise ceiling of the Pearson estimate (drawn as a dashed line).
+    title : str
+        Figure title.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    seconds = np.array([p.seconds for p in points])
+    values = np.array([p.pearson for p in points])
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    ax.plot(seconds, values, "o-", ms=2.5, lw=1.2, label="jax_smm (this run)")
+    if overhead is not None:
+        ax.plot(
+            seconds - overhead,
+            values,
+            "--",
+            lw=0.9,
+            alpha=0.7,
+            label=f"jax_smm, minus est. compile/setup ({overhead:.1f} s)",
+        )
+    for level, colour in zip(THRESHOLDS, ("tab:gray", "tab:green", "tab:red")):
+        ax.axhline(level, color=colour, lw=0.8, ls=":")
+        ax.annotate(
+            f"{level:g}",
+            (1.0, level),
+            xycoords=("axes fraction", "data"),
+            xytext=(3, 0),
+            textcoords="offset points",
+            va="center",
+            fontsize=8,
+            color=colour,
+        )
+    ax.axhline(
+        ceiling,
+        color="tab:purple",
+        lw=0.9,
+        ls="--",
+        label=f"noise ceiling: data resampled to the chain count ({ceiling:.3f})",
+    )
+    peer = PEER_REFERENCE["thresholds"]
+    ax.plot(
+        [peer["0.8"]["seconds"], peer["0.9"]["seconds"]],
+        [0.8, 0.9],
+        "k*",
+        ms=10,
+        label="adabmDCA 1.0.0, reported in notes (not measured here)",
+    )
+    ax.set_xlabel("wall seconds since fit_smm was called")
+    ax.set_ylabel("Pearson of connected correlations")
+    ax.set_ylim(min(0.0, float(values.min(initial=0.0))), 1.0)
+    ax.set_xlim(left=0.0)
+    ax.set_title(title, fontsize=10)
+    ax.grid(True, alpha=0.3)
+    ax.legend(loc="lower right", fontsize=8)
+    try:
+        save_figure(fig, path)
+    finally:
+        plt.close(fig)
