@@ -156,27 +156,31 @@ def versions(names: Iterable[str]) -> dict[str, str | None]:
     return found
 
 
+def git_output(cwd: Path, *args: str) -> str | None:
+    """Stdout of ``git args`` run in ``cwd``, right-stripped (``None``: it failed)."""
+    try:
+        done = subprocess.run(
+            ["git", *args], cwd=cwd, capture_output=True, text=True, timeout=30
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return done.stdout.rstrip() if done.returncode == 0 else None
+
+
 def git_state(path: Path) -> dict[str, Any]:
     """Commit of the repository holding ``path`` and whether its tree is dirty."""
-
-    def git(*args: str) -> str | None:
-        try:
-            return subprocess.run(
-                ["git", *args],
-                cwd=path,
-                capture_output=True,
-                text=True,
-                check=True,
-                timeout=30,
-            ).stdout.strip()
-        except (OSError, subprocess.SubprocessError):
-            return None
-
-    status = git("status", "--porcelain", "--untracked-files=no")
+    status = git_output(path, "status", "--porcelain", "--untracked-files=no")
     return {
-        "commit": git("rev-parse", "HEAD"),
+        "commit": git_output(path, "rev-parse", "HEAD"),
         "dirty": None if status is None else bool(status),
     }
+
+
+def format_rows(rows: Iterable[tuple[str, str]]) -> str:
+    """Two-column plain-text table: labels padded to the longest plus two."""
+    rows = list(rows)
+    width = max(len(label) for label, _ in rows) + 2
+    return "\n".join(f"{label:<{width}}{value}" for label, value in rows)
 
 
 def write_json_atomic(path: Path, record: Any) -> None:

@@ -26,7 +26,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import anndata
 import lightning.pytorch as pl
-import scvi
 import torch
 from harness import (
     current_rss_gb,
@@ -35,6 +34,7 @@ from harness import (
     versions,
     write_json_atomic,
 )
+from scvi_train import last_elbo_train, train_scvi
 
 
 class EpochRecorder(pl.Callback):
@@ -69,33 +69,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.epochs < 2:
         parser.error("--epochs must be >= 2 (the first is warm-up)")
 
-    scvi.settings.seed = args.seed
     rss_import = current_rss_gb()
     start = time.perf_counter()
     adata = anndata.read_h5ad(args.h5ad)
     read_s = time.perf_counter() - start
     rss_read = current_rss_gb()
-    start = time.perf_counter()
-    scvi.model.SCVI.setup_anndata(adata)
-    model = scvi.model.SCVI(
-        adata, gene_likelihood="nb", n_latent=args.n_latent, n_hidden=args.n_hidden
-    )
-    setup_s = time.perf_counter() - start
     recorder = EpochRecorder()
-    start = time.perf_counter()
-    model.train(
-        max_epochs=args.epochs,
-        accelerator="cpu",
-        devices=1,
-        train_size=1.0,
+    model, setup_s, train_s = train_scvi(
+        adata,
+        n_latent=args.n_latent,
+        n_hidden=args.n_hidden,
+        epochs=args.epochs,
         batch_size=args.batch_size,
-        early_stopping=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
+        seed=args.seed,
         callbacks=[recorder],
     )
-    train_s = time.perf_counter() - start
-    elbo = model.history.get("elbo_train")
     write_json_atomic(
         args.out,
         {
@@ -117,7 +105,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "rss_after_read_gb": rss_read,
             "peak_rss_by_epoch_gb": recorder.peak_rss_gb,
             "peak_rss_gb": peak_rss_gb(),
-            "last_elbo_train": None if elbo is None else float(elbo.iloc[-1, 0]),
+            "last_elbo_train": last_elbo_train(model),
             "torch_threads": torch.get_num_threads(),
             "versions": versions(
                 ("scvi-tools", "torch", "lightning", "anndata", "numpy", "scipy")

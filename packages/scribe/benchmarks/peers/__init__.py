@@ -1,0 +1,1 @@
+"""Peers of scribe's benchmarks: the implementations scribe is compared with."""

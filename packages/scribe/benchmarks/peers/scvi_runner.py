@@ -1,0 +1,200 @@
+"""Run ``scvi_epoch.py`` under the scvi-tools interpreter, in turns with a caller.
+
+scvi-tools and PyTorch live in another environment (``$SCRIBE_SCVI_PYTHON`` or
+``<repo>/.venv-scvi``), so the peer runs in a subprocess that prints
+:data:`MARKER` after every epoch and waits for a line on stdin.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import queue
+import statistics
+import subprocess
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+DEFAULT_SCVI_PYTHON = (
+    Path(__file__).resolve().parents[4] / ".venv-scvi" / "bin" / "python"
+)
+HELPER = Path(__file__).resolve().parent / "scvi_epoch.py"
+TIMEOUT_S = 600
+MARKER = "SCVI_EPOCH_DONE"
+
+
+class ScviUnavailable(RuntimeError):
+    """The scvi-tools helper could not start, failed or stalled."""
+
+
+def find_scvi_python(requested: Path | None) -> Path | None:
+    """The interpreter for the scvi-tools run: flag, environment, default path."""
+    if requested is not None:
+        return requested
+    from_env = os.environ.get("SCRIBE_SCVI_PYTHON")
+    if from_env:
+        return Path(from_env)
+    return DEFAULT_SCVI_PYTHON if DEFAULT_SCVI_PYTHON.exists() else None
+
+
+def scvi_command(
+    python: Path,
+    counts_path: Path,
+    out_path: Path,
+    args: argparse.Namespace,
+    n_latent: int,
+    n_hidden: int,
+) -> list[str]:
+    """The helper's command line: ``epochs + 1`` epochs, handshake after each."""
+    return [
+        *(str(python), str(HELPER), "--counts", str(counts_path)),
+        *("--out", str(out_path), "--epochs", str(args.epochs + 1)),
+        *("--batch-size", str(args.batch_size), "--n-latent", str(n_latent)),
+        *("--n-hidden", str(n_hidden), "--seed", str(args.seed), "--handshake"),
+    ]
+
+
+def pump_lines(stream: Any, lines: queue.Queue[str | None]) -> None:
+    """Put every line of ``stream`` into ``lines``, then ``None`` at its end."""
+    for line in stream:
+        lines.put(line)
+    lines.put(None)
+
+
+def run_scvi_interleaved(
+    python: Path,
+    counts: np.ndarray,
+    args: argparse.Namespace,
+    between: Callable[[], None],
+    n_latent: int,
+    n_hidden: int,
+) -> dict[str, Any]:
+    """Time SCVI's epochs in a subprocess, calling ``between`` before each.
+
+    SCVI's warm-up epoch, then ``between()`` (one scribe epoch) and one SCVI
+    epoch, ``args.epochs`` times. An SCVI epoch is timed here, from the go line
+    to its marker.
+
+    Parameters
+    ----------
+    python : Path
+        Interpreter with scvi-tools installed.
+    counts : ndarray
+        ``int32[cells, genes]``.
+    args : argparse.Namespace
+        ``batch_size``, ``epochs``, ``seed``.
+    between : callable
+        Called before every timed SCVI epoch.
+    n_latent, n_hidden : int
+        SCVI's latent and hidden sizes.
+
+    Returns
+    -------
+    dict
+        ``available``, ``python``, the epoch timings and the helper's record.
+
+    Raises
+    ------
+    ScviUnavailable
+        If the helper cannot start, fails, or stalls past :data:`TIMEOUT_S`.
+    """
+    with tempfile.TemporaryDirectory() as tmp:
+        counts_path, out_path = Path(tmp) / "counts.npy", Path(tmp) / "scvi.json"
+        np.save(counts_path, counts)
+        log_path = Path(tmp) / "stderr.txt"
+        command = scvi_command(python, counts_path, out_path, args, n_latent, n_hidden)
+        with log_path.open("w") as log:
+            start = time.perf_counter()
+            try:
+                proc = subprocess.Popen(
+                    command,
+                    stdin=subprocess.PIPE,
+                    stdout=subprocess.PIPE,
+                    stderr=log,
+                    text=True,
+                )
+            except OSError as error:
+                raise ScviUnavailable(f"{type(error).__name__}: {error}") from error
+            lines: queue.Queue[str | None] = queue.Queue()
+            threading.Thread(
+                target=pump_lines, args=(proc.stdout, lines), daemon=True
+            ).start()
+
+            def wait_epoch() -> None:
+                deadline = time.perf_counter() + TIMEOUT_S
+                while True:
+                    try:
+                        line = lines.get(timeout=max(deadline - time.perf_counter(), 0))
+                    except queue.Empty:
+                        proc.kill()
+                        raise ScviUnavailable(
+                            f"no epoch within {TIMEOUT_S} s"
+                        ) from None
+                    if line is None:
+                        proc.wait()
+                        tail = log_path.read_text().strip().splitlines()[-5:]
+                        raise ScviUnavailable(
+                            f"{python} exited {proc.returncode}: " + " | ".join(tail)
+                        )
+                    if line.startswith(MARKER):
+                        return
+
+            try:
+                wait_epoch()
+                first_epoch_s = time.perf_counter() - start
+                epoch_s = []
+                for _ in range(args.epochs):
+                    between()
+                    tick = time.perf_counter()
+                    proc.stdin.write("go\n")
+                    proc.stdin.flush()
+                    wait_epoch()
+                    epoch_s.append(time.perf_counter() - tick)
+                proc.stdin.write("go\n")
+                proc.stdin.close()
+                returncode = proc.wait(timeout=TIMEOUT_S)
+            finally:
+                if proc.poll() is None:
+                    proc.kill()
+        if returncode != 0 or not out_path.exists():
+            tail = log_path.read_text().strip().splitlines()[-5:]
+            raise ScviUnavailable(f"{python} exited {returncode}: " + " | ".join(tail))
+        helper = json.loads(out_path.read_text())
+    return {
+        "available": True,
+        "python": str(python),
+        "epoch_s": epoch_s,
+        "median_epoch_s": statistics.median(epoch_s),
+        "min_epoch_s": min(epoch_s),
+        "start_to_first_epoch_s": first_epoch_s,
+        "helper": helper,
+    }
+
+
+def scvi_record(
+    counts: np.ndarray,
+    args: argparse.Namespace,
+    between: Callable[[], None],
+    n_latent: int,
+    n_hidden: int,
+) -> dict[str, Any]:
+    """:func:`run_scvi_interleaved`, or ``available: False`` and the ``reason``.
+
+    ``args`` also gives ``no_scvi`` and ``scvi_python``.
+    """
+    if args.no_scvi:
+        return {"available": False, "reason": "skipped (--no-scvi)"}
+    python = find_scvi_python(args.scvi_python)
+    if python is None:
+        return {"available": False, "reason": "no interpreter with scvi-tools found"}
+    try:
+        return run_scvi_interleaved(python, counts, args, between, n_latent, n_hidden)
+    except ScviUnavailable as error:
+        return {"available": False, "reason": str(error)}

@@ -1,0 +1,203 @@
+"""Table and figure of ``bench_scribe.py``'s record.
+
+Both take its ``likelihood``, ``svi_step`` and ``vae_epoch`` parts and its
+``goals`` (the goal values).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from harness import format_rows
+from peers.scipy_nb import PLAUSIBLE_LOG_PROB
+
+from scribe.io import atomic_write
+
+
+def ms(seconds: float) -> str:
+    """Seconds as milliseconds with two decimals."""
+    return f"{seconds * 1e3:.2f} ms"
+
+
+def format_table(
+    ll: dict[str, Any], svi: dict[str, Any], vae: dict[str, Any], goals: dict[str, Any]
+) -> str:
+    """Plain-text summary of the three parts (``goals``: the record's goals)."""
+    speedup_goal, relative_goal, ratio_goal = (
+        goals[k]
+        for k in (
+            "likelihood_speedup_min",
+            "likelihood_relative_difference_max",
+            "svi_ratio_max",
+        )
+    )
+    t, s = ll["times"], svi["times"]
+    diff = ll["relative_difference_scribe_vs_numpyro"]
+    large = ll["large_counts"]
+    rows = [
+        ("1. NB log-lik value+grad, scribe", ms(t["scribe"]["median_s"])),
+        ("   numpyro NegativeBinomialProbs", ms(t["numpyro"]["median_s"])),
+        (
+            f"   speedup numpyro/scribe (goal >= {speedup_goal:g})",
+            f"{ll['speedup_numpyro_over_scribe']:.2f}x",
+        ),
+        (
+            f"   rel. diff value / grad r / grad p (goal <= {relative_goal:g})",
+            f"{diff['value']:.1e} / {diff['grad_r']:.1e} / {diff['grad_p']:.1e}",
+        ),
+    ]
+    for name in ("scribe", "numpyro"):
+        err = ll["relative_error_vs_float64"][name]
+        rows.append(
+            (
+                f"   {name} rel. error vs float64 (value/r/p)",
+                f"{err['value']:.1e} / {err['grad_r']:.1e} / {err['grad_p']:.1e}",
+            )
+        )
+    for name in ("scribe", "numpyro"):
+        rec = large[name]
+        rows.append(
+            (
+                f"   large counts max abs error, {name}",
+                f"{rec['max_abs_error']:.2e} (k={rec['at_k']:g}, r={rec['at_r']:.3g},"
+                f" p={rec['at_p']:g}); plausible {rec['max_abs_error_plausible']:.2e}",
+            )
+        )
+    rows += [
+        ("2. SVI step, scribe builder model", ms(s["scribe"]["median_s"])),
+        ("   plain NumPyro + AutoNormal", ms(s["plain_numpyro"]["median_s"])),
+        (
+            f"   ratio scribe/plain (goal <= {ratio_goal:g})",
+            f"{svi['ratio_scribe_over_plain']:.3f}x",
+        ),
+        (
+            "   plain NumPyro + AutoNormal, scribe's NB log_prob",
+            ms(s["plain_scribe_nb"]["median_s"]),
+        ),
+        (
+            "   ratio scribe/plain at the same likelihood",
+            f"{svi['ratio_scribe_over_plain_scribe_nb']:.3f}x",
+        ),
+        (
+            "   first step (compile), scribe / plain",
+            f"{s['scribe']['first_call_s']:.2f} / "
+            f"{s['plain_numpyro']['first_call_s']:.2f} s",
+        ),
+        (
+            "3. VAE epoch, scribe builder VAE",
+            f"{vae['scribe']['median_epoch_s']:.3f} s, min "
+            f"{vae['scribe']['min_epoch_s']:.3f} s "
+            f"(compile {vae['scribe']['first_step_s']:.1f} s)",
+        ),
+    ]
+    scvi = vae["scvi"]
+    if scvi["available"]:
+        rows += [
+            (
+                "   scvi-tools SCVI(gene_likelihood='nb')",
+                f"{scvi['median_epoch_s']:.3f} s, min {scvi['min_epoch_s']:.3f} s "
+                f"(first epoch {scvi['helper']['first_epoch_s']:.1f} s)",
+            ),
+            (
+                "   ratio scribe/scvi, median (min)",
+                f"{vae['ratio_scribe_over_scvi']:.2f}x "
+                f"({vae['ratio_scribe_over_scvi_min']:.2f}x)",
+            ),
+        ]
+    else:
+        rows.append(("   scvi-tools", f"not available ({scvi['reason']})"))
+    return format_rows(rows)
+
+
+def plot(
+    ll: dict[str, Any],
+    svi: dict[str, Any],
+    vae: dict[str, Any],
+    goals: dict[str, Any],
+    title: str,
+    path: Path,
+) -> None:
+    """Four bar charts: likelihood time, large-count error, SVI step, VAE epoch."""
+    speedup_goal, ratio_goal = goals["likelihood_speedup_min"], goals["svi_ratio_max"]
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 4, figsize=(16.0, 4.4), layout="constrained")
+    colours = ("tab:blue", "tab:orange", "tab:green")
+
+    def bars(ax: Any, labels: Sequence[str], values: Sequence[float]) -> None:
+        ax.bar(labels, values, color=colours[: len(values)])
+        for x, v in enumerate(values):
+            ax.annotate(f"{v:.3g}", (x, v), ha="center", va="bottom", fontsize=8)
+
+    t = ll["times"]
+    bars(
+        axes[0],
+        ["scribe\nnb_log_prob", "numpyro\nNBProbs"],
+        [t["scribe"]["median_s"] * 1e3, t["numpyro"]["median_s"] * 1e3],
+    )
+    axes[0].set_ylabel("median ms per call")
+    axes[0].set_title(
+        f"NB log-lik value+grad, {ll['shape'][0]}x{ll['shape'][1]}\n"
+        f"numpyro/scribe {ll['speedup_numpyro_over_scribe']:.2f}x "
+        f"(goal >= {speedup_goal:g})",
+        fontsize=9,
+    )
+    large = ll["large_counts"]
+    width = 0.38
+    for i, name in enumerate(("scribe", "numpyro")):
+        values = [large[name]["max_abs_error"], large[name]["max_abs_error_plausible"]]
+        xs = [j + (i - 0.5) * width for j in range(2)]
+        axes[1].bar(xs, values, width, color=colours[i], label=name)
+        for x, v in zip(xs, values, strict=True):
+            axes[1].annotate(f"{v:.2g}", (x, v), ha="center", va="bottom", fontsize=8)
+    axes[1].set_xticks(
+        [0, 1], ["whole grid", f"log P >= {PLAUSIBLE_LOG_PROB:g}"], fontsize=9
+    )
+    axes[1].set_yscale("log")
+    axes[1].set_ylabel("max |log P - scipy float64|")
+    axes[1].legend(fontsize=8)
+    axes[1].set_title(
+        f"float32 log P, k <= {max(large['k_values']):g}, r <= {large['r_range'][1]:g}",
+        fontsize=9,
+    )
+    s = svi["times"]
+    bars(
+        axes[2],
+        ["scribe\nbuilders", "NumPyro\n+AutoNormal", "NumPyro+AutoNormal\nscribe NB"],
+        [
+            s[name]["median_s"] * 1e3
+            for name in ("scribe", "plain_numpyro", "plain_scribe_nb")
+        ],
+    )
+    axes[2].tick_params(axis="x", labelsize=8)
+    axes[2].set_ylabel("median ms per SVI step")
+    axes[2].set_title(
+        f"SVI step, batch {svi['batch_size']}: scribe/plain "
+        f"{svi['ratio_scribe_over_plain']:.3f}x\n(goal <= {ratio_goal:g}); "
+        f"same NB log_prob {svi['ratio_scribe_over_plain_scribe_nb']:.3f}x",
+        fontsize=9,
+    )
+    scvi = vae["scvi"]
+    labels, values = ["scribe\nVAE"], [vae["scribe"]["median_epoch_s"]]
+    if scvi["available"]:
+        labels.append("scvi-tools\nSCVI nb")
+        values.append(scvi["median_epoch_s"])
+        subtitle = (
+            f"scribe/scvi {vae['ratio_scribe_over_scvi']:.2f}x "
+            f"(min epochs {vae['ratio_scribe_over_scvi_min']:.2f}x)"
+        )
+    else:
+        subtitle = "scvi-tools not available"
+    bars(axes[3], labels, values)
+    axes[3].set_ylabel("median s per epoch")
+    axes[3].set_title(
+        f"VAE epoch ({vae['cells_per_epoch']:,} cells)\n{subtitle}", fontsize=9
+    )
+    fig.suptitle(title, fontsize=10)
+    atomic_write(path, lambda handle: fig.savefig(handle, dpi=120, format="png"))
+    plt.close(fig)
