@@ -78,7 +78,7 @@ def make_problem(
     """Variables and estimates whose values hold exactly on the binned data."""
     rng = np.random.default_rng(seed)
     n_vars = bins.shape[1]
-    centres = (np.arange(BINS) + 0.5) / BINS
+    centers = (np.arange(BINS) + 0.5) / BINS
     variables = [
         BinaryVariable(name=f"b{i}")
         if i % 2
@@ -101,7 +101,7 @@ def make_problem(
         return prop, (bins[:, i] >= edge) if above else (bins[:, i] < edge)
 
     def value(i: int) -> np.ndarray:
-        return bins[:, i].astype(float) if i % 2 else centres[bins[:, i]]
+        return bins[:, i].astype(float) if i % 2 else centers[bins[:, i]]
 
     estimates = []
     with_parents = [i for i in range(n_vars) if parents[i]]

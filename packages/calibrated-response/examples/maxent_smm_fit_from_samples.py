@@ -50,7 +50,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     data = samples(50_000, 0)
     bounds = {"temp": (0.0, 30.0), "sales": (0.0, 100.0)}
     width = {k: (hi - lo) / BINS for k, (lo, hi) in bounds.items()}
-    # binned data: continuous values replaced by their bin's centre
+    # binned data: continuous values replaced by their bin's center
     binned = {
         k: np.minimum(np.floor(v / width[k]), BINS - 1) * width[k] + width[k] / 2
         for k, v in data.items()

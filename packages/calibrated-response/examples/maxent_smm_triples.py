@@ -1,7 +1,7 @@
 """Two-condition estimates: each lives on a factor over three variables.
 
 ``P(flood | heavy_rain, levee_breach)`` and ``E[damage | flood, no_insurance]``
-need triple factors; the fit honours them exactly like pairwise ones.
+need triple factors; the fit honors them exactly like pairwise ones.
 """
 
 from __future__ import annotations

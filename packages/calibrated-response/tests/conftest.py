@@ -77,7 +77,7 @@ def maxent_reference(variables, estimates, num_bins):
     """Maximum-entropy binned joint under the estimates, by the convex dual.
 
     Returns per-variable marginals (over bins/states) and, per estimate, the
-    achieved value of its centred feature (0 when satisfied).
+    achieved value of its centered feature (0 when satisfied).
     """
     names = [v.name for v in variables]
     points = [_points(v, num_bins) for v in variables]

@@ -1,4 +1,4 @@
-"""The spec's example scripts run and honour their estimates."""
+"""The spec's example scripts run and honor their estimates."""
 
 import importlib.util
 from pathlib import Path

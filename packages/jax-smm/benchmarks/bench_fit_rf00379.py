@@ -47,9 +47,9 @@ over every pair of columns ``i < j`` and every pair of states ``(a, b)``.
   boundaries, so times have a resolution of one chunk.
 
 Note on the sampler: every pair of columns shares a factor, so the graph's
-colouring has 136 colours of one variable each and a chromatic sweep is in fact
+coloring has 136 colors of one variable each and a chromatic sweep is in fact
 sequential: one iteration costs about ``136 * chains * sweeps`` conditional
-draws, each over 135 neighbours, plus the factor-cell counts after each sweep.
+draws, each over 135 neighbors, plus the factor-cell counts after each sweep.
 
 Peer: the numbers of adabmDCA 1.0.0 (PyTorch, CPU) on the same file are copied
 from ``shared/notes/gibbs-performance-on-cpu.md``; they were not measured by this
@@ -301,7 +301,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "variables": graph.num_vars,
             "factors": len(graph.factors),
             "parameters": graph.plan.num_params,
-            "colours": graph.plan.num_colours,
+            "colors": graph.plan.num_colors,
         },
         "snapshot_noise_ceiling": {
             "description": (

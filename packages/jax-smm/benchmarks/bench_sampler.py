@@ -17,12 +17,12 @@ per ``K``).
 * ``ours_counts``: the same kernel counting every factor cell after every sweep
   and returning the counts and move rates, as a training iteration does
   (``--skip-counts`` leaves it out).
-* ``numpy``: a vectorised NumPy checkerboard sampler written here, the floor.
-  The state of each colour is its own ``(sites, chains)`` array (chains on the
+* ``numpy``: a vectorized NumPy checkerboard sampler written here, the floor.
+  The state of each color is its own ``(sites, chains)`` array (chains on the
   last, contiguous axis) and every update draws one uniform: compared with the
   sigmoid of the logit difference for ``K = 2``, used for an inverse-CDF draw
   otherwise.
-* ``thrml``: thrml 0.1.4 with the same two-colour block schedule and chains by
+* ``thrml``: thrml 0.1.4 with the same two-color block schedule and chains by
   ``jax.vmap``: ``IsingSamplingProgram`` for ``K = 2`` (parameters converted
   exactly from the 2 x 2 tables, see :func:`ising_parameters`),
   ``SquareCategoricalEBMFactor`` + ``CategoricalGibbsConditional`` otherwise.
@@ -36,7 +36,7 @@ ahead of time) is excluded from the rate and reported on its own.
 
 Checks, run before anything is written
 --------------------------------------
-* exact parameterisation: the log-potential of a few random states under ours,
+* exact parameterization: the log-potential of a few random states under ours,
   and minus thrml's energy, equals (up to a constant, for thrml) the log-potential
   computed from the raw NumPy arrays;
 * sampling: after the timed calls, the single-site marginals over the chains of
@@ -106,7 +106,7 @@ def benchmark_k(
             name, model, init, args.sweeps, n_calls, args.seed
         )
         if name in ("ours", "ours_counts"):
-            checks["ours_num_colours"] = sampler.num_colours
+            checks["ours_num_colors"] = sampler.num_colors
         if name in ("ours", "thrml"):
             errors = check_parameterisation(
                 model,

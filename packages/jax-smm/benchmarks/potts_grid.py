@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from peers.thrml_gibbs import ThrmlSampler
 
 PARAM_STD = 0.5
-NUM_NEIGHBOURS = 4
+NUM_NEIGHBORS = 4
 ENERGY_CHECK_STATES = 4
 ENERGY_ATOL = 1e-2
 MIN_MARGINAL_CORRELATION = 0.7
@@ -33,13 +33,13 @@ class PottsModel:
     Attributes
     ----------
     side : int
-        Grid side (even, so that the checkerboard colouring is proper).
+        Grid side (even, so that the checkerboard coloring is proper).
     num_states : int
         ``K``, the number of states of every site.
     unary : float32[n, K]
         One log-potential vector per site.
     edges : int64[E, 2]
-        The grid edges: every site to its right and to its lower neighbour.
+        The grid edges: every site to its right and to its lower neighbor.
     pair : float32[E, K, K]
         One log-potential table per edge, ``[state of a, state of b]``.
     """
@@ -55,14 +55,14 @@ class PottsModel:
         """Number of sites ``n``."""
         return self.side * self.side
 
-    def colour_sites(self) -> tuple[np.ndarray, np.ndarray]:
-        """Sites of the two checkerboard colours, ``(row + column) % 2``."""
+    def color_sites(self) -> tuple[np.ndarray, np.ndarray]:
+        """Sites of the two checkerboard colors, ``(row + column) % 2``."""
         rows, cols = np.divmod(np.arange(self.num_sites), self.side)
-        colour = (rows + cols) % 2
-        return np.flatnonzero(colour == 0), np.flatnonzero(colour == 1)
+        color = (rows + cols) % 2
+        return np.flatnonzero(color == 0), np.flatnonzero(color == 1)
 
     def log_potential(self, states: np.ndarray) -> np.ndarray:
-        """Exact log-potential (no normalisation) of ``int[B, n]`` states, float64."""
+        """Exact log-potential (no normalization) of ``int[B, n]`` states, float64."""
         states = np.asarray(states, np.intp)
         sites = np.arange(self.num_sites)
         unary = self.unary.astype(np.float64)[sites, states].sum(axis=-1)
@@ -105,26 +105,26 @@ def make_potts(side: int, num_states: int, seed: int) -> PottsModel:
 
 
 def oriented_incidences(model: PottsModel) -> tuple[np.ndarray, np.ndarray]:
-    """Neighbours of every site and the pair tables oriented ``[own, other]``.
+    """Neighbors of every site and the pair tables oriented ``[own, other]``.
 
     Returns
     -------
     other : intp[n, 4]
-        The neighbouring site of each incidence.
+        The neighboring site of each incidence.
     tables : float32[n, 4, K, K]
         ``tables[i, d, own state, other state]``.
     """
     n, k = model.num_sites, model.num_states
-    other = np.full((n, NUM_NEIGHBOURS), -1, np.intp)
-    tables = np.zeros((n, NUM_NEIGHBOURS, k, k), np.float32)
+    other = np.full((n, NUM_NEIGHBORS), -1, np.intp)
+    tables = np.zeros((n, NUM_NEIGHBORS, k, k), np.float32)
     slot = np.zeros(n, np.intp)
     for e, (a, b) in enumerate(model.edges):
         other[a, slot[a]], tables[a, slot[a]] = b, model.pair[e]
         other[b, slot[b]], tables[b, slot[b]] = a, model.pair[e].T
         slot[a] += 1
         slot[b] += 1
-    if not np.all(slot == NUM_NEIGHBOURS):
-        raise ValueError("every site of the torus must have exactly 4 neighbours")
+    if not np.all(slot == NUM_NEIGHBORS):
+        raise ValueError("every site of the torus must have exactly 4 neighbors")
     return other, tables
 
 

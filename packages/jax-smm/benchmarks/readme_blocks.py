@@ -133,7 +133,7 @@ def render_sampler(payload: dict[str, Any]) -> str:
             text += (
                 f"; 10x would be {needed:.0f} M/s, against "
                 f"{LATTICE_JAX_CEILING[k]:.0f} M/s for the notes' "
-                "lattice-specialised JAX"
+                "lattice-specialized JAX"
             )
         goals.append(text + ")")
     if goals:

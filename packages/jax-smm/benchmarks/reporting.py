@@ -76,16 +76,16 @@ def plot_throughput(records: Sequence[dict[str, Any]], title: str, path: Path) -
     ]
     rate = {(r["implementation"], r["k"]): r["rate_m_updates_per_s"] for r in records}
     width = 0.8 / len(present)
-    centres = np.arange(len(ks))
+    centers = np.arange(len(ks))
     fig, ax = plt.subplots(figsize=(7.0, 4.5), layout="constrained")
     for j, name in enumerate(present):
         values = [rate.get((name, k), np.nan) for k in ks]
         bars = ax.bar(
-            centres + (j - (len(present) - 1) / 2) * width, values, width, label=name
+            centers + (j - (len(present) - 1) / 2) * width, values, width, label=name
         )
         ax.bar_label(bars, labels=[f"{v:.3g}" for v in values], fontsize=8)
     ax.set_yscale("log")
-    ax.set_xticks(centres, [f"K = {k}" for k in ks])
+    ax.set_xticks(centers, [f"K = {k}" for k in ks])
     ax.set_ylabel("million variable updates / s")
     ax.set_title(title, fontsize=10)
     ax.legend()
@@ -190,8 +190,8 @@ def plot_fit(
             alpha=0.7,
             label=f"jax_smm, minus est. compile/setup ({overhead:.1f} s)",
         )
-    for level, colour in zip(THRESHOLDS, ("tab:gray", "tab:green", "tab:red")):
-        ax.axhline(level, color=colour, lw=0.8, ls=":")
+    for level, color in zip(THRESHOLDS, ("tab:gray", "tab:green", "tab:red")):
+        ax.axhline(level, color=color, lw=0.8, ls=":")
         ax.annotate(
             f"{level:g}",
             (1.0, level),
@@ -200,7 +200,7 @@ def plot_fit(
             textcoords="offset points",
             va="center",
             fontsize=8,
-            color=colour,
+            color=color,
         )
     ax.axhline(
         ceiling,

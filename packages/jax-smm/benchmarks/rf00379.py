@@ -98,7 +98,7 @@ def sequence_weights(
 ) -> np.ndarray:
     """DCA reweighting: one over the size of each sequence's identity cluster.
 
-    Two sequences are neighbours when they agree at a fraction ``>= identity``
+    Two sequences are neighbors when they agree at a fraction ``>= identity``
     of the columns (gap against gap counts as agreement). Agreements are counted
     as products of one-hot matrices, a block of rows at a time.
 
@@ -124,13 +124,13 @@ def sequence_weights(
     # Agreement counts are small integers, exact in float32; the tolerance only
     # guards the product identity * length against rounding.
     min_agree = identity * length - 1e-6
-    neighbours = np.empty(n, np.int64)
+    neighbors = np.empty(n, np.int64)
     for start in range(0, n, block_rows):
         agree = onehot[start : start + block_rows] @ onehot.T
-        neighbours[start : start + block_rows] = np.count_nonzero(
+        neighbors[start : start + block_rows] = np.count_nonzero(
             agree >= min_agree, axis=1
         )
-    return 1.0 / neighbours
+    return 1.0 / neighbors
 
 
 # -------------------------------------------------------------------------- model
@@ -225,7 +225,7 @@ def snapshot_ceiling(
     seqs : int[N, L]
         The alignment.
     weights : float[N]
-        Sequence weights (sampling probabilities up to normalisation).
+        Sequence weights (sampling probabilities up to normalization).
     num_samples : int
         States per estimate (the number of chains).
     model_cc : callable

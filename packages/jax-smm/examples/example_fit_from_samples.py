@@ -5,7 +5,7 @@ unary factor per variable, one pair factor per rung and rail edge) gets random
 tables. Persistent Gibbs chains draw samples from it: a burn-in, then the chain
 states after each of several thinned sampling steps. The empirical factor
 marginals of those samples (with a small pseudocount) are the targets of a fresh,
-zero-initialised graph fitted by stochastic moment matching.
+zero-initialized graph fitted by stochastic moment matching.
 
 The fitted model is then compared with the teacher through their exact pair
 marginals. Two errors add up in that comparison: the finite-sample noise of the

@@ -3,7 +3,7 @@
 Seven ternary variables carry one unary factor each, four triple factors that
 overlap in a chain-with-shortcut pattern and one pair factor closing a loop. A
 teacher copy gets random tables; its exact factor marginals (enumerating all
-3**7 = 2187 joint states) become the targets of a zero-initialised copy fitted by
+3**7 = 2187 joint states) become the targets of a zero-initialized copy fitted by
 stochastic moment matching. Matching a triple table means matching a third-order
 moment, which no pairwise model can do.
 

@@ -76,7 +76,7 @@ def test_block_logits_match_the_row_reference(path, monkeypatch, make_graph):
     monkeypatch.setattr(conditionals, "MIN_SEGMENT_ROWS", 1)  # every row range
     graph = forced_path(monkeypatch, make_graph, path)
     plan = graph.plan
-    size = plan.colour_size
+    size = plan.color_size
 
     @jax.jit
     def logits_and_reference(groups, bins):
@@ -84,7 +84,7 @@ def test_block_logits_match_the_row_reference(path, monkeypatch, make_graph):
         rows = bins_to_rows(plan, bins)
         state = conditionals.chain_state(plan, rows)
         blocks = []
-        for c in range(plan.num_colours):
+        for c in range(plan.num_colors):
             for segment in conditionals.block_segments(plan):
                 logits = conditionals.block_logits(
                     plan, tables, state, c * size, segment
@@ -106,13 +106,13 @@ def test_binary_draw_is_the_sigmoid_of_the_logit_difference(monkeypatch, make_gr
     graph = build(make_graph, "binary")
     plan = graph.plan
     assert conditionals.pair_path(plan) == "binary"
-    size = plan.colour_size
+    size = plan.color_size
 
     @jax.jit
     def draws_and_logits(groups, bins, key):
         tables = conditionals.sampler_tables(plan, extended_params(groups))
         rows = bins_to_rows(plan, bins)
-        uniforms = jax.random.uniform(key, (plan.num_colours, size, bins.shape[0]))
+        uniforms = jax.random.uniform(key, (plan.num_colors, size, bins.shape[0]))
         new = [
             conditionals.binary_block_draw(
                 plan,
@@ -122,7 +122,7 @@ def test_binary_draw_is_the_sigmoid_of_the_logit_difference(monkeypatch, make_gr
                 segment,
                 uniforms[c, segment.start : segment.stop],
             )
-            for c in range(plan.num_colours)
+            for c in range(plan.num_colors)
             for segment in conditionals.block_segments(plan)
         ]
         reference = jax.vmap(lambda r: conditionals.row_logits(plan, tables, rows, r))

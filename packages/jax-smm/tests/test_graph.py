@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from jax_smm import Factor, FactorGraph, Variable
-from jax_smm.graph import dsatur_colouring, flatten_theta, unflatten_theta
+from jax_smm.graph import dsatur_coloring, flatten_theta, unflatten_theta
 
 
 def test_variable_validation():
@@ -67,25 +67,25 @@ def test_groups_stack_by_shape_and_roundtrip(mixed_graph):
         np.testing.assert_array_equal(flat[start:stop], np.ravel(f.theta))
 
 
-def test_colouring_separates_factor_scopes(mixed_graph):
+def test_coloring_separates_factor_scopes(mixed_graph):
     g = mixed_graph
-    colour = np.asarray(g.plan.row_of_var) // g.plan.colour_size
+    color = np.asarray(g.plan.row_of_var) // g.plan.color_size
     for f in g.factors:
-        assert len({int(colour[v]) for v in f.var_ids}) == f.order
+        assert len({int(color[v]) for v in f.var_ids}) == f.order
 
 
 def test_dsatur_literal_graphs():
-    # An even cycle is 2-colourable, an odd cycle needs 3, a 4-clique 4.
+    # An even cycle is 2-colorable, an odd cycle needs 3, a 4-clique 4.
     def cycle(n):
         return [{(i - 1) % n, (i + 1) % n} for i in range(n)]
 
-    assert max(dsatur_colouring(cycle(8))) + 1 == 2
-    assert max(dsatur_colouring(cycle(7))) + 1 == 3
+    assert max(dsatur_coloring(cycle(8))) + 1 == 2
+    assert max(dsatur_coloring(cycle(7))) + 1 == 3
     clique = [set(range(4)) - {i} for i in range(4)]
-    assert sorted(dsatur_colouring(clique)) == [0, 1, 2, 3]
+    assert sorted(dsatur_coloring(clique)) == [0, 1, 2, 3]
 
 
-def test_grid_gets_two_colours(make_graph):
+def test_grid_gets_two_colors(make_graph):
     side = 6
     scopes = [
         (r * side + c, r * side + (c + 1) % side)
@@ -98,8 +98,8 @@ def test_grid_gets_two_colours(make_graph):
         for c in range(side)
     ]
     g = make_graph([2] * side * side, scopes)
-    assert g.plan.num_colours == 2
-    assert g.plan.colour_size == side * side // 2
+    assert g.plan.num_colors == 2
+    assert g.plan.color_size == side * side // 2
 
 
 def test_equal_plans_do_not_retrace(mixed_graph):
@@ -150,7 +150,7 @@ def test_rows_beyond_a_slot_prefix_have_no_incidence(make_graph):
     graph = make_graph([2, 3, 2, 4, 2, 3, 2, 2, 3], scopes, seed=0)
     plan = graph.plan
     zero = plan.num_params
-    size = plan.colour_size
+    size = plan.color_size
     for cells, prefix in (
         (np.asarray(plan.pair_cells), plan.pair_prefix),
         (np.asarray(plan.triple_cells), plan.triple_prefix),

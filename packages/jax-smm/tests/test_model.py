@@ -151,9 +151,9 @@ def test_coupling_scores_rank_planted_pairs_first():
 
 
 def test_coupling_scores_literal_values():
-    """Frobenius norms of centred tables by hand; no pair factor -> 0."""
+    """Frobenius norms of centered tables by hand; no pair factor -> 0."""
     variables = [Variable.categorical(f"x{i}", 2) for i in range(3)]
-    diag = np.array([[1.0, 0.0], [0.0, 0.0]])  # centred: +-0.25 -> norm 0.5
+    diag = np.array([[1.0, 0.0], [0.0, 0.0]])  # centered: +-0.25 -> norm 0.5
     graph = FactorGraph(
         variables,
         [

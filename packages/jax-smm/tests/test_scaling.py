@@ -18,7 +18,7 @@ def test_hundred_variable_sparse_graph_trains(make_graph):
         + sorted(chords - {tuple(sorted(e)) for e in ring})
     )
     teacher = make_graph(cards, scopes, seed=1, scale=0.8)
-    assert teacher.plan.num_colours <= 5
+    assert teacher.plan.num_colors <= 5
     buffer = PersistentBuffer.initialize(teacher, 2000, 3)
     buffer, _, _ = buffer.sample_step(teacher, n_sweeps=30)
     targets = build_targets_from_samples(teacher, buffer.get_states(), pseudocount=0.01)

@@ -44,11 +44,11 @@ def test_linear_constraints_on_a_continuous_variable(make_graph):
     graph = make_graph(
         [10, 2], [(0,), (1,), (0, 1)], seed=0, scale=0.0, continuous={0: (0.0, 10.0)}
     )
-    centres = bin_centers(graph.variables[0])
-    mean = LinearConstraint((0,), centres, 3.0, name="E[x]")
-    tail = LinearConstraint((0,), (centres > 5).astype(float), 0.2, name="P(x>5)")
+    centers = bin_centers(graph.variables[0])
+    mean = LinearConstraint((0,), centers, 3.0, name="E[x]")
+    tail = LinearConstraint((0,), (centers > 5).astype(float), 0.2, name="P(x>5)")
     # P(y = 1 | x > 5) = 0.7, written as E[1[x>5] (y - 0.7)] = 0
-    w = np.outer(centres > 5, [-0.7, 0.3])
+    w = np.outer(centers > 5, [-0.7, 0.3])
     cond = LinearConstraint((0, 1), w, 0.0, name="P(y|x>5)")
     targets = build_targets_from_marginals(graph, {}, [mean, tail, cond])
     config = SMMConfig(
@@ -56,10 +56,10 @@ def test_linear_constraints_on_a_continuous_variable(make_graph):
     )
     fitted, history = fit_smm(graph, targets, config)
     px = exact_variable_marginals(fitted)[0]
-    assert abs(px @ centres - 3.0) < 0.05
-    assert abs(px[centres > 5].sum() - 0.2) < 0.01
+    assert abs(px @ centers - 3.0) < 0.05
+    assert abs(px[centers > 5].sum() - 0.2) < 0.01
     pair = np.asarray(exact_marginals(fitted)[2])
-    assert abs(pair[centres > 5, 1].sum() / pair[centres > 5].sum() - 0.7) < 0.03
+    assert abs(pair[centers > 5, 1].sum() / pair[centers > 5].sum() - 0.7) < 0.03
     assert history.multipliers.shape == (3,)
     # the unconstrained factors keep their (zero) theta
     np.testing.assert_array_equal(fitted.thetas[1], np.zeros(2))

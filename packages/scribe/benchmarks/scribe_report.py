@@ -127,10 +127,10 @@ def plot(
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, 4, figsize=(16.0, 4.4), layout="constrained")
-    colours = ("tab:blue", "tab:orange", "tab:green")
+    colors = ("tab:blue", "tab:orange", "tab:green")
 
     def bars(ax: Any, labels: Sequence[str], values: Sequence[float]) -> None:
-        ax.bar(labels, values, color=colours[: len(values)])
+        ax.bar(labels, values, color=colors[: len(values)])
         for x, v in enumerate(values):
             ax.annotate(f"{v:.3g}", (x, v), ha="center", va="bottom", fontsize=8)
 
@@ -152,7 +152,7 @@ def plot(
     for i, name in enumerate(("scribe", "numpyro")):
         values = [large[name]["max_abs_error"], large[name]["max_abs_error_plausible"]]
         xs = [j + (i - 0.5) * width for j in range(2)]
-        axes[1].bar(xs, values, width, color=colours[i], label=name)
+        axes[1].bar(xs, values, width, color=colors[i], label=name)
         for x, v in zip(xs, values, strict=True):
             axes[1].annotate(f"{v:.2g}", (x, v), ha="center", va="bottom", fontsize=8)
     axes[1].set_xticks(

@@ -28,7 +28,7 @@ def test_shape_dtype_and_format(atlas):
 @pytest.mark.parametrize("density", [0.02, 0.1, 0.3])
 def test_density_matches_the_target(density):
     # the scale is solved from the exact expected fraction of non-zeros, so the
-    # realised fraction is within sampling noise of the target (plus cell-type
+    # realized fraction is within sampling noise of the target (plus cell-type
     # proportions being drawn per cell)
     counts = simulate_atlas(4000, 300, density=density, seed=1)
     assert counts.nnz / (4000 * 300) == pytest.approx(density, rel=0.08)

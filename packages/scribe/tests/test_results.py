@@ -9,7 +9,7 @@ import scribe
 import scribe.data
 
 
-def labelled(counts):
+def labeled(counts):
     n_cells, n_genes = counts.shape
     return anndata.AnnData(
         X=sp.csr_matrix(counts.astype(np.float32)),
@@ -27,7 +27,7 @@ def two_types():
     mean = np.where(kind[:, None] == 0, 2.0, 20.0) * np.linspace(1, 2, n_genes)
     capture = rng.uniform(0.5, 1.0, n_cells)[:, None]
     counts = rng.negative_binomial(3.0, 3.0 / (3.0 + mean * capture))
-    return labelled(counts), kind
+    return labeled(counts), kind
 
 
 @pytest.fixture(scope="module")

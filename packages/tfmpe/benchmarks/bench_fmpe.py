@@ -11,8 +11,8 @@ Methodology (details in the package README, "Estimator benchmark"):
    posterior draws on 3 held-out observations (1000 draws each), as sbibm
    scores posteriors (sbibm uses 10 observations; 3 keep the run under an
    hour on 2 CPU cores).
-2. **Generalisation.** The estimator trained at K = 5 (budget 1e4) is applied
-   unchanged to observations with K = 10 and 20 groups; the factorised
+2. **Generalization.** The estimator trained at K = 5 (budget 1e4) is applied
+   unchanged to observations with K = 10 and 20 groups; the factorized
    (bottom-up) posterior of two single-group estimators (1e4 single-group
    simulations) is scored at K = 5, 10 and 20. The flat peer's input size is
    fixed at 25 values: it cannot condition on another K.
@@ -58,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     peer_epochs = 3 if quick else 200
     model = HierarchicalGaussian(n_groups=5)
     observed = lib.truths(model, n_obs, 10_000)
-    results: dict = {"budgets": [], "generalisation": [], "speed": {}}
+    results: dict = {"budgets": [], "generalization": [], "speed": {}}
 
     reference = None
     for i, budget in enumerate(budgets):
@@ -114,12 +114,12 @@ def main(argv: list[str] | None = None) -> int:
                 lib.factorised_sampler(posterior, ess), model_k, observed_k, n_samples
             )
         )
-        log(f"K = {k}: joint {joint['mean']:.3f}, factorised {fact['mean']:.3f}")
-        results["generalisation"].append(
+        log(f"K = {k}: joint {joint['mean']:.3f}, factorized {fact['mean']:.3f}")
+        results["generalization"].append(
             {
                 "groups": k,
                 "joint_trained_at_5": joint,
-                "factorised": fact,
+                "factorized": fact,
                 "factorised_min_ess": float(min(ess)),
                 "flowjax": "cannot run: its input size is fixed at K = 5",
             }

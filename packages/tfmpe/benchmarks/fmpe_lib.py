@@ -16,7 +16,7 @@ from scipy.stats import norm
 
 from tfmpe import Tokens, combine_tokens, generate_static_dataset
 from tfmpe.estimators import FlowMatchingEstimator
-from tfmpe.estimators.factorised import FactorisedPosterior
+from tfmpe.estimators.factorized import FactorisedPosterior
 from tfmpe.estimators.layout import layout
 from tfmpe.metrics import c2st
 from tfmpe.models.hierarchical_gaussian import (
@@ -166,7 +166,7 @@ def train_factorised(budget: int, steps: int, config, seed: int):
 
 
 def factorised_sampler(posterior: FactorisedPosterior, ess: list[float]):
-    """``sampler(truth, n, seed)`` of the factorised posterior (records ESS).
+    """``sampler(truth, n, seed)`` of the factorized posterior (records ESS).
 
     ``n`` importance proposals (each costs ``K`` flow densities) keep the
     K = 20 runs affordable on CPU; the recorded ESS shows what that costs.
@@ -185,7 +185,7 @@ def factorised_sampler(posterior: FactorisedPosterior, ess: list[float]):
 def packed_loss(est: FlowMatchingEstimator, arrays: dict[str, Any]):
     """The flow matching loss from hand-packed arrays (the Tokens-free baseline).
 
-    ``arrays``: standardised ``values (B, N, F)`` with the targets first,
+    ``arrays``: standardized ``values (B, N, F)`` with the targets first,
     ``padding (B, N)`` and the static ``feature_mask``, ``label_index``,
     ``is_target``, ``self_mask`` and ``n_target``: what a user without
     ``Tokens`` would assemble by hand.
@@ -283,8 +283,8 @@ def first(tokens: Tokens, n: int) -> Tokens:
 def goals(results: dict[str, Any]) -> list[dict[str, Any]]:
     """The issue's goals: value and whether met."""
     at_1e4 = next((r for r in results["budgets"] if r["budget"] == 10_000), None)
-    k20 = next(r for r in results["generalisation"] if r["groups"] == 20)
-    best_k20 = min(k20["joint_trained_at_5"]["mean"], k20["factorised"]["mean"])
+    k20 = next(r for r in results["generalization"] if r["groups"] == 20)
+    best_k20 = min(k20["joint_trained_at_5"]["mean"], k20["factorized"]["mean"])
     ratio = results["speed"]["step"]["ratio"]
     checks = [
         (
@@ -322,14 +322,14 @@ def markdown(results: dict[str, Any]) -> str:
         )
     lines += [
         "",
-        "| groups K | joint estimator trained at K = 5 | factorised "
+        "| groups K | joint estimator trained at K = 5 | factorized "
         "(single-group training) | min ESS | flowjax MAF |",
         "|---" * 5 + "|",
     ]
-    for r in results["generalisation"]:
+    for r in results["generalization"]:
         lines.append(
             f"| {r['groups']} | {r['joint_trained_at_5']['mean']:.3f} | "
-            f"{r['factorised']['mean']:.3f} | {r['factorised_min_ess']:.0f} | "
+            f"{r['factorized']['mean']:.3f} | {r['factorised_min_ess']:.0f} | "
             "cannot run (fixed input size) |"
         )
     s = results["speed"]
@@ -349,7 +349,7 @@ def markdown(results: dict[str, Any]) -> str:
 
 
 def plot(results: dict[str, Any], path) -> None:
-    """C2ST against budget (ours, flowjax) and against K (joint, factorised)."""
+    """C2ST against budget (ours, flowjax) and against K (joint, factorized)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -359,7 +359,7 @@ def plot(results: dict[str, Any], path) -> None:
 
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
     budgets = [r["budget"] for r in results["budgets"]]
-    for name, colour in (("ours", "tab:blue"), ("flowjax", "tab:orange")):
+    for name, color in (("ours", "tab:blue"), ("flowjax", "tab:orange")):
         means = [r[name]["mean"] for r in results["budgets"]]
         lows = [r[name]["mean"] - r[name]["min"] for r in results["budgets"]]
         highs = [r[name]["max"] - r[name]["mean"] for r in results["budgets"]]
@@ -370,7 +370,7 @@ def plot(results: dict[str, Any], path) -> None:
             yerr=[lows, highs],
             marker="o",
             capsize=3,
-            color=colour,
+            color=color,
             label=label,
         )
     left.axhline(C2ST_GOAL, ls="--", color="tab:red", label="goal at 1e4")
@@ -379,16 +379,16 @@ def plot(results: dict[str, Any], path) -> None:
     left.set_ylabel("C2ST vs exact posterior (0.5 best)")
     left.set_title("hierarchical Gaussian, K = 5")
     left.legend(fontsize=8)
-    groups = [r["groups"] for r in results["generalisation"]]
-    for key, label, colour in (
+    groups = [r["groups"] for r in results["generalization"]]
+    for key, label, color in (
         ("joint_trained_at_5", "joint, trained at K = 5", "tab:blue"),
-        ("factorised", "factorised, single-group training", "tab:green"),
+        ("factorized", "factorized, single-group training", "tab:green"),
     ):
         right.plot(
             groups,
-            [r[key]["mean"] for r in results["generalisation"]],
+            [r[key]["mean"] for r in results["generalization"]],
             marker="o",
-            color=colour,
+            color=color,
             label=label,
         )
     right.axhline(GENERALISATION_GOAL, ls="--", color="tab:red", label="goal at K = 20")

@@ -20,7 +20,7 @@ def test_estimator_benchmark_quick_mode_writes_its_results(tmp_path):
     assert payload["benchmark"] == "fmpe" and payload["settings"]["quick"]
     results = payload["results"]
     assert [r["budget"] for r in results["budgets"]] == [300, 600]
-    assert [r["groups"] for r in results["generalisation"]] == [5, 10, 20]
+    assert [r["groups"] for r in results["generalization"]] == [5, 10, 20]
     assert results["speed"]["step"]["same_loss"] is True
     assert len(results["goals"]) == 3
     for name in ("fmpe.png", "fmpe_posterior.png"):

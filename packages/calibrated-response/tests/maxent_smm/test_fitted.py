@@ -89,7 +89,7 @@ def test_queries_match_a_hand_enumeration_of_the_binned_joint(fitted):
     assert fitted.expectation("x", given=[NOT_B, x_below(6.0)]).value == (
         pytest.approx(expected, rel=1e-9)
     )
-    # the fit honours its estimates (exactly evaluated)
+    # the fit honors its estimates (exactly evaluated)
     assert fitted.probability(A).value == pytest.approx(0.3, abs=0.02)
     assert fitted.probability(B, given=A).value == pytest.approx(0.8, abs=0.02)
     assert fitted.expectation("x", given=A).value == pytest.approx(7.0, abs=0.2)

@@ -4,7 +4,7 @@ Samplers of ``bench_sampler.py`` (all built as ``cls(model, init, n_sweeps,
 n_calls, seed)``, see :mod:`peers.base`):
 
 * :mod:`peers.jax_smm_gibbs`: jax_smm's own kernel (``ours``, ``ours_counts``);
-* :mod:`peers.numpy_gibbs`: a vectorised NumPy sampler, the floor (``numpy``);
+* :mod:`peers.numpy_gibbs`: a vectorized NumPy sampler, the floor (``numpy``);
 * :mod:`peers.thrml_gibbs`: thrml 0.1.4 (``thrml``).
 
 Fitters of ``bench_fit_rf00379.py``: :mod:`peers.adabmdca`, reported numbers

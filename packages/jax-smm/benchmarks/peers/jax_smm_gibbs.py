@@ -84,9 +84,9 @@ class OursSampler(CompiledSampler):
         self._calls = 0
 
     @property
-    def num_colours(self) -> int:
-        """Colour classes found by the graph's colouring (2 on an even torus)."""
-        return self.plan.num_colours
+    def num_colors(self) -> int:
+        """Color classes found by the graph's coloring (2 on an even torus)."""
+        return self.plan.num_colors
 
     def _step(self) -> None:
         out = self._compiled(

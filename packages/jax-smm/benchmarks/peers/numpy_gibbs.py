@@ -1,20 +1,20 @@
-"""The reference floor: a vectorised NumPy checkerboard Gibbs sampler."""
+"""The reference floor: a vectorized NumPy checkerboard Gibbs sampler."""
 
 from __future__ import annotations
 
 import time
 
 import numpy as np
-from potts_grid import NUM_NEIGHBOURS, PottsModel, oriented_incidences
+from potts_grid import NUM_NEIGHBORS, PottsModel, oriented_incidences
 
 NUMPY_WARMUP_SWEEPS = 5
 
 
 class NumpySampler:
-    """Vectorised NumPy checkerboard Gibbs sampler (two colours).
+    """Vectorized NumPy checkerboard Gibbs sampler (two colors).
 
-    Each colour's states are a ``(sites of the colour, chains)`` array, chains on
-    the last, contiguous axis; neighbours are gathered from the other colour's
+    Each color's states are a ``(sites of the color, chains)`` array, chains on
+    the last, contiguous axis; neighbors are gathered from the other color's
     array. Every update draws exactly one uniform.
 
     Parameters
@@ -47,13 +47,13 @@ class NumpySampler:
         self.n_sweeps = n_sweeps
         self.num_sites = model.num_sites
         self.rng = np.random.default_rng(seed)
-        self.sites = model.colour_sites()
+        self.sites = model.color_sites()
         chains = init.shape[0]
         position = np.empty(model.num_sites, np.intp)
         for sites in self.sites:
             position[sites] = np.arange(len(sites))
         other, tables = oriented_incidences(model)
-        # nb[c][j, d]: position, within the other colour, of neighbour d of site j.
+        # nb[c][j, d]: position, within the other color, of neighbor d of site j.
         self.nb = [position[other[sites]] for sites in self.sites]
         size = len(self.sites[0])
         self._uniform = np.empty((size, chains), np.float32)
@@ -70,7 +70,7 @@ class NumpySampler:
             self._gathered = np.empty((size, chains), np.float32)
         else:
             # rows[c][(j * 4 + d) * K + y] = tables[site j, d, :, y]: the K-vector
-            # over own states selected by the neighbour's state y.
+            # over own states selected by the neighbor's state y.
             self.rows = [
                 np.ascontiguousarray(
                     tables[sites].transpose(0, 1, 3, 2).reshape(-1, self.k)
@@ -78,7 +78,7 @@ class NumpySampler:
                 for sites in self.sites
             ]
             self.row_offset = (
-                np.arange(size * NUM_NEIGHBOURS, dtype=np.intp).reshape(size, -1)
+                np.arange(size * NUM_NEIGHBORS, dtype=np.intp).reshape(size, -1)
                 * self.k
             )
             self.unary = [model.unary[sites][:, None, :] for sites in self.sites]
@@ -87,12 +87,12 @@ class NumpySampler:
             ]
         self.setup_s = time.perf_counter() - start
 
-    def _update_binary(self, colour: int) -> None:
-        own, other = self.state[colour], self.state[1 - colour]
+    def _update_binary(self, color: int) -> None:
+        own, other = self.state[color], self.state[1 - color]
         field, gathered = self._field, self._gathered
-        nb, coef = self.nb[colour], self.coef[colour]
-        np.copyto(field, np.broadcast_to(self.base[colour], field.shape))
-        for d in range(NUM_NEIGHBOURS):
+        nb, coef = self.nb[color], self.coef[color]
+        np.copyto(field, np.broadcast_to(self.base[color], field.shape))
+        for d in range(NUM_NEIGHBORS):
             np.take(other, nb[:, d], axis=0, out=gathered)
             gathered *= coef[:, d]
             field += gathered
@@ -105,11 +105,11 @@ class NumpySampler:
         self._uniform *= field
         np.less(self._uniform, 1.0, out=own)
 
-    def _update_categorical(self, colour: int) -> None:
-        other = self.state[1 - colour]
-        nb, rows, offset = self.nb[colour], self.rows[colour], self.row_offset
+    def _update_categorical(self, color: int) -> None:
+        other = self.state[1 - color]
+        nb, rows, offset = self.nb[color], self.rows[color], self.row_offset
         logits = None
-        for d in range(NUM_NEIGHBOURS):
+        for d in range(NUM_NEIGHBORS):
             index = other.take(nb[:, d], axis=0)
             index += offset[:, d, None]
             gathered = rows.take(index, axis=0)  # (sites, chains, K)
@@ -117,7 +117,7 @@ class NumpySampler:
                 logits = gathered
             else:
                 logits += gathered
-        logits += self.unary[colour]
+        logits += self.unary[color]
         # (sites, K, chains): the reductions over K become chain-wide vector ops.
         weights = np.ascontiguousarray(logits.transpose(0, 2, 1))
         weights -= weights.max(axis=1, keepdims=True)
@@ -126,13 +126,13 @@ class NumpySampler:
             np.add(weights[:, k], weights[:, k - 1], out=weights[:, k])
         threshold = self.rng.random(dtype=np.float32, out=self._uniform)
         threshold *= weights[:, -1]
-        new = self.state[colour]
+        new = self.state[color]
         new.fill(0)
         for k in range(self.k - 1):  # new state = #{k : cdf_k < u * total}
             new += weights[:, k] < threshold
 
     def sweep(self, n_sweeps: int) -> None:
-        """Run ``n_sweeps`` sweeps (colour 0 then colour 1)."""
+        """Run ``n_sweeps`` sweeps (color 0 then color 1)."""
         update = self._update_binary if self.k == 2 else self._update_categorical
         for _ in range(n_sweeps):
             update(0)

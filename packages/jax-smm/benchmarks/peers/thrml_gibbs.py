@@ -1,4 +1,4 @@
-"""The thrml 0.1.4 peer: two-colour block Gibbs on the same Potts model."""
+"""The thrml 0.1.4 peer: two-color block Gibbs on the same Potts model."""
 
 from __future__ import annotations
 
@@ -43,12 +43,12 @@ def ising_parameters(model: PottsModel) -> tuple[np.ndarray, np.ndarray]:
 
 
 class ThrmlSampler(CompiledSampler):
-    """thrml 0.1.4, two-colour block Gibbs, chains by ``vmap``, compiled AOT.
+    """thrml 0.1.4, two-color block Gibbs, chains by ``vmap``, compiled AOT.
 
     ``K = 2`` uses ``IsingEBM`` / ``IsingSamplingProgram`` with the exact
     conversion of :func:`ising_parameters`; other ``K`` use one
     ``SquareCategoricalEBMFactor`` for the unary vectors, one for the pair tables
-    and ``CategoricalGibbsConditional`` on both colour blocks. thrml's weights
+    and ``CategoricalGibbsConditional`` on both color blocks. thrml's weights
     enter ``p ∝ exp(-energy) = exp(+sum weights)``, the sign convention of
     jax_smm, so the tables are passed unchanged.
 
@@ -81,7 +81,7 @@ class ThrmlSampler(CompiledSampler):
 
         start = time.perf_counter()
         self.k = model.num_states
-        self.sites = model.colour_sites()
+        self.sites = model.color_sites()
         self.num_sites = model.num_sites
         chains = init.shape[0]
         a, b = model.edges[:, 0], model.edges[:, 1]

@@ -27,15 +27,15 @@ class SMMConfig:
     Attributes
     ----------
     num_iterations : int
-        Optimiser steps.
+        Optimizer steps.
     num_chains : int
         Persistent chains.
     mcmc_steps_per_iteration : int
         Sweeps of every chain per iteration; moments average over all of them.
     learning_rate : float
-        Step size of the optimiser.
+        Step size of the optimizer.
     optimizer : {"sgd", "adam"}
-        Optimiser (from optax).
+        Optimizer (from optax).
     l2_regularization : float
         Weight of ``0.5 * l2 * |theta|^2`` on the fitted parameters.
     grad_clip : float or None
@@ -132,7 +132,7 @@ class SMMConfig:
         return cls(**settings)
 
     def to_dict(self) -> dict[str, Any]:
-        """The settings as a plain dict (JSON-serialisable)."""
+        """The settings as a plain dict (JSON-serializable)."""
         return dataclasses.asdict(self)
 
 

@@ -1,7 +1,7 @@
 """Coupling strength of every variable pair, as direct-coupling analysis ranks them.
 
 The score of a pair is the Frobenius norm of its pairwise table in the
-zero-sum gauge (each row and each column of the centred table sums to zero,
+zero-sum gauge (each row and each column of the centered table sums to zero,
 which removes what a unary table could carry), optionally with the average
 product correction (APC) of Dunn et al. (2008) that removes the background
 each variable contributes to all its pairs. Contact prediction in DCA ranks
@@ -17,7 +17,7 @@ from jax_smm.graph import FactorGraph
 
 
 def zero_sum_gauge(table: np.ndarray) -> np.ndarray:
-    """Centre a pairwise table: ``J - row means - column means + grand mean``."""
+    """Center a pairwise table: ``J - row means - column means + grand mean``."""
     table = np.asarray(table, np.float64)
     return (
         table
@@ -47,7 +47,7 @@ def pair_tables(graph: FactorGraph) -> dict[tuple[int, int], np.ndarray]:
 
 
 def coupling_scores(graph: FactorGraph, apc: bool = True) -> np.ndarray:
-    """Frobenius norm of every centred pairwise table, APC-corrected.
+    """Frobenius norm of every centered pairwise table, APC-corrected.
 
     Parameters
     ----------

@@ -1,7 +1,7 @@
 """The package's demo (console script ``jax-smm-demo``, part of ``make demo``).
 
 A small pairwise model with mixed cardinalities is given random tables; its exact
-factor marginals become the targets of a zero-initialised copy, which is fitted by
+factor marginals become the targets of a zero-initialized copy, which is fitted by
 stochastic moment matching. The demo prints a one-screen summary and writes the
 error curve as a PNG.
 """

@@ -7,7 +7,7 @@ whose expectation is constrained to a value. A linear feature with multiplier
 ``lambda`` adds ``lambda * W`` to the log-potential of the factor over ``S``.
 
 Continuous variables enter factor tables through equal-width bins; this module
-owns that discretisation, so every other module agrees on it.
+owns that discretization, so every other module agrees on it.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ def bin_edges(variable: Variable) -> np.ndarray:
 
 
 def bin_centers(variable: Variable) -> np.ndarray:
-    """Centres of the equal-width bins of a bounded continuous variable."""
+    """Centers of the equal-width bins of a bounded continuous variable."""
     edges = bin_edges(variable)
     return 0.5 * (edges[1:] + edges[:-1])
 
@@ -171,7 +171,7 @@ def _refuse_first_bad(
 
 
 def state_to_bins(plan: Plan, state: State) -> jax.Array:
-    """Discretise a (batch of) state pytree(s) into per-variable bins.
+    """Discretize a (batch of) state pytree(s) into per-variable bins.
 
     Parameters
     ----------

@@ -7,8 +7,8 @@ package keeps this sign convention.
 A :class:`FactorGraph` is the user-facing description. Building one validates it
 and compiles it into a :class:`Plan`: factor tables stacked by ``(order, shape)``
 into groups, flat integer "wiring" arrays that locate every factor cell inside the
-concatenation of those groups, and a graph colouring in which the variables of one
-factor always get distinct colours (so a colour class can be resampled at once).
+concatenation of those groups, and a graph coloring in which the variables of one
+factor always get distinct colors (so a color class can be resampled at once).
 The hot path (energy, samplers, moment estimation) only ever sees the plan and the
 parameters; the parameters are arguments, so one compilation serves a whole fit.
 """
@@ -49,7 +49,7 @@ class Variable:
         Human-readable name.
     kind : {"categorical", "bounded_continuous"}
         Categorical variables take states ``0 .. num_states - 1``; bounded
-        continuous ones take real values in ``[low, high]``, discretised into
+        continuous ones take real values in ``[low, high]``, discretized into
         ``num_bins`` equal-width bins for factor lookup.
     num_states : int, optional
         Number of states (categorical only, at least 2).
@@ -218,14 +218,14 @@ class Plan:
         Variable ids stored in ``state["cat"]`` and ``state["cont"]``, in order.
     cont_low, cont_high : tuple of float
         Bounds of the continuous variables, in ``cont_vars`` order.
-    num_colours, colour_size : int
-        Number of colour classes and the padded size of each.
+    num_colors, color_size : int
+        Number of color classes and the padded size of each.
     pair_degree, triple_degree, unary_degree : int
         Padded number of pair, triple and unary incidences per variable.
     pair_prefix, triple_prefix : tuple of int
-        Per incidence slot ``d``: in every colour block, the rows past
+        Per incidence slot ``d``: in every color block, the rows past
         ``prefix[d]`` have no real incidence in slot ``d`` (rows are ordered by
-        decreasing degree inside a colour), so the sampler skips them.
+        decreasing degree inside a color), so the sampler skips them.
     factor_vars : int32[F + 1, 3]
         Variables of every factor in plan order (padded with 0); the extra last
         factor is padding.
@@ -237,7 +237,7 @@ class Plan:
     var_factors : int32[n, A]
         Plan indices of the factors adjacent to each variable (``F`` = padding).
     row_of_var : int32[n]
-        Row of every variable in the colour-blocked sampler layout.
+        Row of every variable in the color-blocked sampler layout.
     var_of_row : int32[R]
         Variable of each row (``n`` for padding rows).
     unary_cells : int32[R, D1, K]
@@ -262,8 +262,8 @@ class Plan:
     cont_vars: tuple[int, ...] = field(metadata={"static": True})
     cont_low: tuple[float, ...] = field(metadata={"static": True})
     cont_high: tuple[float, ...] = field(metadata={"static": True})
-    num_colours: int = field(metadata={"static": True})
-    colour_size: int = field(metadata={"static": True})
+    num_colors: int = field(metadata={"static": True})
+    color_size: int = field(metadata={"static": True})
     pair_degree: int = field(metadata={"static": True})
     triple_degree: int = field(metadata={"static": True})
     unary_degree: int = field(metadata={"static": True})
@@ -302,8 +302,8 @@ class Plan:
 
     @property
     def num_rows(self) -> int:
-        """Rows of the colour-blocked sampler layout."""
-        return self.num_colours * self.colour_size
+        """Rows of the color-blocked sampler layout."""
+        return self.num_colors * self.color_size
 
 
 def flatten_theta(theta_groups: Sequence[jax.Array]) -> jax.Array:
@@ -332,35 +332,35 @@ def unflatten_theta(plan: Plan, flat: jax.Array) -> tuple[jax.Array, ...]:
     return tuple(out)
 
 
-def dsatur_colouring(neighbours: Sequence[set[int]]) -> list[int]:
-    """Colour a graph greedily by saturation degree (DSATUR).
+def dsatur_coloring(neighbors: Sequence[set[int]]) -> list[int]:
+    """Color a graph greedily by saturation degree (DSATUR).
 
     Parameters
     ----------
-    neighbours : sequence of set of int
+    neighbors : sequence of set of int
         Adjacency sets of an undirected graph.
 
     Returns
     -------
     list of int
-        A colour per vertex; adjacent vertices get different colours.
+        A color per vertex; adjacent vertices get different colors.
     """
-    n = len(neighbours)
-    colours = [-1] * n
+    n = len(neighbors)
+    colors = [-1] * n
     seen: list[set[int]] = [set() for _ in range(n)]
-    heap = [(0, -len(neighbours[v]), v) for v in range(n)]
+    heap = [(0, -len(neighbors[v]), v) for v in range(n)]
     heapq.heapify(heap)
     while heap:
         neg_sat, _, vertex = heapq.heappop(heap)
-        if colours[vertex] >= 0 or -neg_sat != len(seen[vertex]):
-            continue  # stale entry: already coloured or saturation has grown
-        colour = next(c for c in range(n) if c not in seen[vertex])
-        colours[vertex] = colour
-        for u in neighbours[vertex]:
-            if colours[u] < 0 and colour not in seen[u]:
-                seen[u].add(colour)
-                heapq.heappush(heap, (-len(seen[u]), -len(neighbours[u]), u))
-    return colours
+        if colors[vertex] >= 0 or -neg_sat != len(seen[vertex]):
+            continue  # stale entry: already colored or saturation has grown
+        color = next(c for c in range(n) if c not in seen[vertex])
+        colors[vertex] = color
+        for u in neighbors[vertex]:
+            if colors[u] < 0 and color not in seen[u]:
+                seen[u].add(color)
+                heapq.heappush(heap, (-len(seen[u]), -len(neighbors[u]), u))
+    return colors
 
 
 class FactorGraph:
@@ -570,7 +570,7 @@ class FactorGraph:
         return (
             f"FactorGraph({self.num_vars} variables ({self.n_cat} categorical, "
             f"{self.n_cont} continuous), {len(self._factor_ids)} factors, "
-            f"{self.plan.num_colours} colours)"
+            f"{self.plan.num_colors} colors)"
         )
 
 
@@ -618,7 +618,7 @@ def plan_bytes(num_rows: int, max_card: int, degrees: dict[int, int]) -> int:
     Parameters
     ----------
     num_rows : int
-        Rows of the colour-blocked layout.
+        Rows of the color-blocked layout.
     max_card : int
         Largest cardinality ``K`` (every table is padded to it).
     degrees : dict of int to int
@@ -672,22 +672,22 @@ def _compile(
 
     # Adjacency (plan indices) and the interaction graph.
     adjacent: list[list[int]] = [[] for _ in range(n)]
-    neighbours: list[set[int]] = [set() for _ in range(n)]
+    neighbors: list[set[int]] = [set() for _ in range(n)]
     for i, pos in enumerate(order):
         scope = factors[pos].var_ids
         for v in scope:
             adjacent[v].append(i)
-            neighbours[v].update(u for u in scope if u != v)
+            neighbors[v].update(u for u in scope if u != v)
     degree = max(1, max(len(a) for a in adjacent))
     var_factors = np.full((n, degree), num_f, np.int32)
     for v, adj in enumerate(adjacent):
         var_factors[v, : len(adj)] = adj
 
-    # Colour classes, each padded to the largest, laid out as row blocks; inside
+    # Color classes, each padded to the largest, laid out as row blocks; inside
     # a block, rows go by decreasing (pair, triple) degree so the sampler can
     # stop each incidence slot at the last row that has one.
-    colours = dsatur_colouring(neighbours)
-    num_colours = max(colours) + 1
+    colors = dsatur_coloring(neighbors)
+    num_colors = max(colors) + 1
     order_degree = [[0, 0] for _ in range(n)]
     for pos in order:
         if factors[pos].order > 1:
@@ -695,19 +695,19 @@ def _compile(
                 order_degree[v][factors[pos].order - 2] += 1
     members_of = [
         sorted(
-            (v for v in range(n) if colours[v] == c),
+            (v for v in range(n) if colors[v] == c),
             key=lambda v: (-sum(order_degree[v]), -order_degree[v][0], v),
         )
-        for c in range(num_colours)
+        for c in range(num_colors)
     ]
-    colour_size = max(len(m) for m in members_of)
-    num_rows = num_colours * colour_size
+    color_size = max(len(m) for m in members_of)
+    num_rows = num_colors * color_size
     row_of_var = np.zeros(n, np.int32)
     var_of_row = np.full(num_rows, n, np.int32)
     for c, members in enumerate(members_of):
         for j, v in enumerate(members):
-            row_of_var[v] = c * colour_size + j
-            var_of_row[c * colour_size + j] = v
+            row_of_var[v] = c * color_size + j
+            var_of_row[c * color_size + j] = v
 
     # Incidences: for each variable, the cells of each adjacent factor oriented so
     # that the variable's own state is the first axis.
@@ -752,7 +752,7 @@ def _compile(
     triple_degree, triple_rows, triple_cells = padded(3)
 
     def prefix(order_: int, degree: int) -> tuple[int, ...]:
-        """Per slot, the largest end (over colour blocks) of its real rows."""
+        """Per slot, the largest end (over color blocks) of its real rows."""
         ends = [0] * degree
         for members in members_of:
             for j, v in enumerate(members):
@@ -776,8 +776,8 @@ def _compile(
         cont_vars=cont_vars,
         cont_low=tuple(float(variables[i].low) for i in cont_vars),
         cont_high=tuple(float(variables[i].high) for i in cont_vars),
-        num_colours=num_colours,
-        colour_size=colour_size,
+        num_colors=num_colors,
+        color_size=color_size,
         pair_degree=pair_degree,
         triple_degree=triple_degree,
         unary_degree=unary_degree,

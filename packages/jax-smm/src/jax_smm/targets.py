@@ -132,7 +132,7 @@ def table_tolerance(table: Any) -> float:
 
 
 def checked_table(name: str, table: Any, shape: tuple[int, ...]) -> np.ndarray:
-    """Validate a marginal table and return it as float32, renormalised to sum 1.
+    """Validate a marginal table and return it as float32, renormalized to sum 1.
 
     Raises
     ------

@@ -2,7 +2,7 @@
 
 Each iteration runs ``mcmc_steps_per_iteration`` sweeps of the persistent chains,
 averages the factor-cell counts over *every* sweep and chain (the model moments),
-and takes an optimiser step along ``target - model`` (the gradient of the
+and takes an optimizer step along ``target - model`` (the gradient of the
 log-likelihood of the maximum-entropy family), minus an L2 penalty. The jitted
 step takes the parameters as arguments, so one compilation serves the whole fit;
 iterations run inside ``lax.scan`` chunks and a tqdm bar follows the chunks.
@@ -65,7 +65,7 @@ class _Hyper(NamedTuple):
 
 
 def make_optimizer(spec: _StepSpec, hyper: _Hyper) -> optax.GradientTransformation:
-    """The optax optimiser of a step: schedule, optional clipping, SGD or Adam.
+    """The optax optimizer of a step: schedule, optional clipping, SGD or Adam.
 
     The cosine schedule is ``lr * (a + (1 - a) (1 + cos(pi t / T)) / 2)`` with
     ``a = FINAL_LR_FRACTION``, written out because optax's needs a static ``T``.
@@ -111,7 +111,7 @@ def _step(
     spec: _StepSpec,
     carry: _Carry,
 ) -> tuple[_Carry, tuple[jax.Array, ...]]:
-    """One SMM iteration: sample, estimate moments, take an optimiser step."""
+    """One SMM iteration: sample, estimate moments, take an optimizer step."""
     params, opt_state, states, key, iteration, average = carry
     key, sample_key = jax.random.split(key)
     theta_ext = jnp.append(effective_theta(params, targets), 0.0)
@@ -121,7 +121,7 @@ def _step(
     model = counts / (spec.n_sweeps * states["cat"].shape[0])
     residual = (targets.values - model) * targets.mask
     lin_residual = targets.linear_values - linear_expectations(model, targets.linear)
-    # optax minimises: the loss gradient is -(target - model) + l2 * param.
+    # optax minimizes: the loss gradient is -(target - model) + l2 * param.
     grads = {
         "theta": -residual + hyper.l2 * params["theta"] * targets.mask,
         "lam": -lin_residual + hyper.l2 * params["lam"],

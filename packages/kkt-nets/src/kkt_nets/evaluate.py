@@ -90,7 +90,7 @@ def embedding_spread(
     """Embedding-collapse statistic of the JEPA embedding on ``lps``.
 
     The standard deviation across inputs of each dimension of the
-    L2-normalised JEPA embedding (``jepa_embed`` of the MLP per instance;
+    L2-normalized JEPA embedding (``jepa_embed`` of the MLP per instance;
     ``jepa_embed_nodes`` of the GNN per variable node), averaged over the
     ``D`` dimensions: ``1 / sqrt(D)`` for an isotropic embedding, 0 for a
     collapsed one.

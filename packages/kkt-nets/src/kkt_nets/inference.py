@@ -100,7 +100,7 @@ def predict_all(
     xs, lams : list of ndarray
         ``[n]`` and ``[m]`` per LP (in the LP's scaled units).
     seconds : float
-        Collation, transfer and forward passes of all batches (synchronised).
+        Collation, transfer and forward passes of all batches (synchronized).
     """
     network_lps = [bounds_to_rows(lp)[0] for lp in lps] if args.bounds_as_rows else lps
     if args.use_bipartite_graphs:  # a forward pass needs no dense A

@@ -11,12 +11,12 @@ built from SciPy-style arrays (:meth:`Problem.from_arrays`, the arguments of
 (:meth:`Problem.from_mps`). :meth:`Problem.to_lp` maps it to the scaled
 standard form every model and the PDHG solver take (``min c^T x  s.t.  A x <=
 b,  lb <= x <= ub``: a finite upper row bound gives a row ``A_i x <= u_i``, a
-finite lower one a row ``-A_i x <= -l_i``, an equality both; a maximisation
+finite lower one a row ``-A_i x <= -l_i``, an equality both; a maximization
 negates ``c``), and :meth:`Problem.row_duals` maps the standard form's duals
 ``lambda >= 0`` back to one dual per user row, as a sensitivity ``dz/d(bound)``
 (the convention of SciPy's ``marginals`` and HiGHS's ``row_dual``): ``y_i =
-lambda_lower_i - lambda_upper_i`` for a minimisation, negated for a
-maximisation.
+lambda_lower_i - lambda_upper_i`` for a minimization, negated for a
+maximization.
 """
 
 from __future__ import annotations
@@ -115,7 +115,7 @@ class Problem:
     offset : float
         Constant added to the objective.
     maximize : bool
-        Maximise instead of minimise.
+        Maximize instead of minimize.
     name : str
     """
 
@@ -309,7 +309,7 @@ class Problem:
 
         Upper-bounded rows first (kind ``"ub"``, or ``"eq+"`` for equalities),
         then lower-bounded ones negated (``"ge"`` / ``"eq-"``); ``c`` negated
-        for a maximisation; the offset is left out (added back by
+        for a maximization; the offset is left out (added back by
         :meth:`objective`).
         """
         upper_rows, lower_rows = self._rows

@@ -11,7 +11,7 @@ relative primal and dual residuals are below ``tol`` or a limit is reached.
 Every :class:`SolveResult` is in the user's units and sense: ``x``, one dual
 per user row (a sensitivity ``dz/d(row bound)``), the objective, a **dual
 bound** (the Lagrangian bound of the returned duals: ``<= z*`` for a
-minimisation, ``>= z*`` for a maximisation, valid whatever the status), the
+minimization, ``>= z*`` for a maximization, valid whatever the status), the
 gap between them, the largest violation of a row or bound, the status
 (``optimal`` only when PDHG's termination criteria hold; otherwise
 ``iteration_limit``, ``time_limit``, ``primal_infeasible`` or
@@ -59,8 +59,8 @@ class SolveResult:
     objective : float
         ``c^T x + offset``.
     dual_bound : float
-        Lagrangian bound of ``row_duals``: ``<= z*`` (minimisation) or
-        ``>= z*`` (maximisation); infinite where no finite bound exists.
+        Lagrangian bound of ``row_duals``: ``<= z*`` (minimization) or
+        ``>= z*`` (maximization); infinite where no finite bound exists.
     gap : float
         ``|objective - dual_bound| / max(1, |objective|)`` (``inf`` without a
         finite bound).

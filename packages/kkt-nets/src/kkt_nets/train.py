@@ -7,7 +7,7 @@ Two forms of the problem:
 
 * default: bounds on the columns, enforced by the networks' output layer,
   trained on :func:`~kkt_nets.models.losses.certificate_loss` (relative
-  duality gap of the prediction's Lagrangian certificate plus normalised
+  duality gap of the prediction's Lagrangian certificate plus normalized
   primal and dual residuals; ``--penalty`` weighs the residuals, optionally
   raised by ``--penalty_schedule adaptive``; ``--supervised_weight`` adds a
   term on HiGHS's labels);
@@ -75,7 +75,7 @@ from kkt_nets.models.models import GNNPolicy, KKTNetMLP, nodes_to_padded
 from kkt_nets.resources import check_memory, model_memory_estimate
 
 CHECKPOINT_FORMAT = 2
-"""Checkpoint layout version (2: bounds on the columns, input normalisation)."""
+"""Checkpoint layout version (2: bounds on the columns, input normalization)."""
 ARCHITECTURE_FLAGS = (
     "use_bipartite_graphs",
     "hidden",

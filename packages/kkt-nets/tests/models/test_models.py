@@ -56,7 +56,7 @@ def test_mlp_shapes_and_layout():
     torch.testing.assert_close(
         z, torch.nn.functional.normalize(net.jepa_proj(net.net(x)), dim=-1)
     )
-    # the trunk sees standardised inputs once the normalizer is fitted
+    # the trunk sees standardized inputs once the normalizer is fitted
     net.input_norm.fit(x * 3 + 1)
     torch.testing.assert_close(
         net.encode_trunk(x),

@@ -1,4 +1,4 @@
-r"""``scribe``: fit a count model to an ``.h5ad`` file, and summarise a saved fit.
+r"""``scribe``: fit a count model to an ``.h5ad`` file, and summarize a saved fit.
 
 ::
 
@@ -101,7 +101,7 @@ def _parser() -> argparse.ArgumentParser:
     fit.add_argument("--overwrite", action="store_true", help="replace --out")
     fit.add_argument("--samples", type=int, default=100, help="draws per summary")
     fit.add_argument("--no-progress", action="store_true")
-    info = commands.add_parser("info", help="summarise a saved fit")
+    info = commands.add_parser("info", help="summarize a saved fit")
     info.add_argument("results", type=Path, help="a folder written by scribe fit")
     return parser
 

@@ -41,7 +41,7 @@ def celltypist_sample_path() -> Path:
 
 
 def load_celltypist_sample(n_genes: int | None = None) -> tuple[np.ndarray, list[str]]:
-    """The sample UMI matrix of celltypist (559 cells x 32,786 genes, MIT licence).
+    """The sample UMI matrix of celltypist (559 cells x 32,786 genes, MIT license).
 
     Parameters
     ----------

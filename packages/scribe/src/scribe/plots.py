@@ -121,7 +121,7 @@ def plot_posterior_predictive(
     positive = obs_mean[obs_mean > 0]
     if positive.size:
         line = np.geomspace(positive.min(), positive.max(), 50)
-        right.plot(line, line, "--", c="grey", lw=1, label="Poisson")
+        right.plot(line, line, "--", c="gray", lw=1, label="Poisson")
     right.set_xscale("log")
     right.set_yscale("log")
     right.set_xlabel("gene mean")

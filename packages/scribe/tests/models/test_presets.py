@@ -354,7 +354,7 @@ def negative_binomial_counts(n_cells, n_genes, odds, rng):
 def test_amortized_guide_starts_finite_on_large_library_sizes(model, seed):
     """200 x 50, mean 4.7 per gene (library sizes ~230): the first ELBO is finite.
 
-    Unstandardised log totals (~5.5) used to give the amortizer's first Beta
+    Unstandardized log totals (~5.5) used to give the amortizer's first Beta
     parameters down to 3e-4, capture draws of 1e-38 and a -inf likelihood.
     """
     rng = np.random.default_rng(seed)

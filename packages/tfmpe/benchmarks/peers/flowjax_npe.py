@@ -3,7 +3,7 @@
 A masked autoregressive flow over the flattened parameter vector, conditioned
 on the flattened data vector, trained by maximum likelihood with
 ``flowjax.train.fit_to_data`` (10 % validation split, early stopping). Inputs
-and outputs are standardised with the training set's statistics, as the
+and outputs are standardized with the training set's statistics, as the
 estimator under test does. The data dimension is fixed at training time, so it
 cannot condition on another number of groups.
 """
@@ -23,7 +23,7 @@ from flowjax.train import fit_to_data
 
 @dataclass
 class FlowjaxNPE:
-    """A trained flowjax posterior and its standardisation."""
+    """A trained flowjax posterior and its standardization."""
 
     flow: object
     theta_mean: np.ndarray

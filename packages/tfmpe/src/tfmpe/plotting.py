@@ -28,7 +28,7 @@ def pair_plot(
         PNG written atomically.
     reference : mapping of str to array, optional
         Samples of the same names from a reference posterior (exact or MCMC),
-        drawn in another colour.
+        drawn in another color.
     labels : (str, str)
         Legend of the two sets.
     title : str, optional
@@ -56,7 +56,7 @@ def pair_plot(
             if j > i:
                 ax.axis("off")
                 continue
-            for values, colour, label in sets:
+            for values, color, label in sets:
                 x = np.asarray(values[col]).ravel()
                 if i == j:
                     ax.hist(
@@ -64,13 +64,13 @@ def pair_plot(
                         bins=40,
                         density=True,
                         histtype="step",
-                        color=colour,
+                        color=color,
                         label=label,
                     )
                 else:
                     y = np.asarray(values[row]).ravel()
                     ax.scatter(
-                        x[:max_points], y[:max_points], s=2, alpha=0.3, color=colour
+                        x[:max_points], y[:max_points], s=2, alpha=0.3, color=color
                     )
             if i == d - 1:
                 ax.set_xlabel(col)

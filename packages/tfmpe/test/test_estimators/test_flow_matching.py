@@ -110,8 +110,8 @@ def test_log_prob_agrees_with_a_histogram_of_its_own_samples(trained):
     est, _ = trained
     values = [0.8, 1.1, 0.2, 0.9]
     samples = np.asarray(est.sample(observation(values), n=4000, rng_key=3)["theta"])
-    centre, spread = samples.mean(), samples.std()
-    edges = centre + spread * np.linspace(-1.2, 1.2, 7)
+    center, spread = samples.mean(), samples.std()
+    edges = center + spread * np.linspace(-1.2, 1.2, 7)
     counts, _ = np.histogram(samples.ravel(), edges)
     histogram = counts / (samples.size * np.diff(edges))
     mids = jnp.asarray((edges[:-1] + edges[1:]) / 2, jnp.float32)

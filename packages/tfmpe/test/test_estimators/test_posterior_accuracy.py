@@ -1,7 +1,7 @@
 """Against the exact posterior of the hierarchical Gaussian (slow).
 
 Means, standard deviations, C2ST against exact samples and simulation-based
-calibration of the joint estimator at K = 3 groups; the factorised
+calibration of the joint estimator at K = 3 groups; the factorized
 (bottom-up) posterior trained on single groups and conditioned on K = 10.
 """
 
@@ -12,7 +12,7 @@ from scipy.stats import norm
 
 from tfmpe import Tokens, generate_static_dataset
 from tfmpe.estimators import FlowMatchingEstimator
-from tfmpe.estimators.factorised import FactorisedPosterior
+from tfmpe.estimators.factorized import FactorisedPosterior
 from tfmpe.metrics import c2st, sbc_ranks, sbc_uniformity
 from tfmpe.models.hierarchical_gaussian import (
     INDEPENDENCE,

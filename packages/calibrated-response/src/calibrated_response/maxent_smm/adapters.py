@@ -16,7 +16,7 @@ maximum-entropy distribution of the binned model:
 so conditionals say nothing about ``P(C)``. Each ``(W, c)`` is divided by the
 spread of ``W`` so every multiplier works on the same scale. Indicators are
 exact for the piecewise-uniform density inside a bin: a threshold inside a bin
-counts the fraction of the bin on its side (bin centres are never compared with
+counts the fraction of the bin on its side (bin centers are never compared with
 thresholds), and ``x`` restricted to a part of a bin takes that part's mean.
 
 Unsupported forms are not dropped silently: each lands in ``skipped`` with a
@@ -175,8 +175,8 @@ def _bin_parts(
     right = np.minimum(edges[1:], hi)
     overlap = np.clip(right - left, 0.0, None)
     fraction = overlap / np.diff(edges)
-    centre = np.where(overlap > 0, 0.5 * (left + right), 0.5 * (edges[:-1] + edges[1:]))
-    return fraction, centre
+    center = np.where(overlap > 0, 0.5 * (left + right), 0.5 * (edges[:-1] + edges[1:]))
+    return fraction, center
 
 
 class EventScope:
@@ -237,9 +237,9 @@ class EventScope:
             else:
                 edges = variable_edges(variable, self.max_bins)
                 lo, hi = self.intervals.get(var_id, variable.get_domain())
-                weight, centre = _bin_parts(edges, lo, hi)
+                weight, center = _bin_parts(edges, lo, hi)
                 if var_id == value_var:
-                    weight = weight * centre
+                    weight = weight * center
             out.append(weight)
         return out
 

@@ -10,14 +10,14 @@ MAX_BINS = 1000
 
 
 class SMMConfig(BaseModel):
-    """How the builder discretises and fits.
+    """How the builder discretizes and fits.
 
     Attributes
     ----------
     max_bins : int
         Bins of every continuous variable (at most ``MAX_BINS``).
     num_chains, num_iterations, mcmc_steps_per_iteration : int
-        Persistent chains, optimiser steps, sweeps per step.
+        Persistent chains, optimizer steps, sweeps per step.
     learning_rate : float
         Step size.
     optimizer : {"adam", "sgd"}

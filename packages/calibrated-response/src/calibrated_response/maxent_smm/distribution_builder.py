@@ -38,7 +38,7 @@ _ESTIMATE = TypeAdapter(EstimateUnion)
 
 
 class DistributionBuilder:
-    """Fit the maximum-entropy distribution that honours a set of estimates.
+    """Fit the maximum-entropy distribution that honors a set of estimates.
 
     Parameters
     ----------

@@ -7,7 +7,7 @@ standard error: exactly, by enumerating the binned joint, when it has at most
 ``EXACT_STATES`` configurations, and otherwise by Monte Carlo over states
 drawn from the fitted model's persistent chains. Inside a bin the density of
 a continuous variable is uniform, so each drawn state counts the exact
-fraction of its bins that satisfies the query (a Rao-Blackwellised estimate:
+fraction of its bins that satisfies the query (a Rao-Blackwellized estimate:
 no extra noise from thresholds inside bins). The standard error treats the
 draws of one chain as one cluster, so correlated snapshots of a chain do not
 make it look smaller than it is.
@@ -91,7 +91,7 @@ class FittedDistribution:
         ``achieved``, ``error``, ``tolerance``, ``met`` and ``skipped`` (the
         reason an estimate was not used, else ``None``).
     info : dict, optional
-        Diagnostics of the fit (JSON-serialisable), kept with the model.
+        Diagnostics of the fit (JSON-serializable), kept with the model.
     """
 
     def __init__(

@@ -26,7 +26,7 @@ class HistogramDistribution(BaseModel):
     bin_edges : sequence of float
         Strictly increasing, finite; one more than ``bin_probabilities``.
     bin_probabilities : sequence of float
-        Non-negative, summing to 1 (within 1e-6; stored renormalised).
+        Non-negative, summing to 1 (within 1e-6; stored renormalized).
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")

@@ -60,7 +60,7 @@ def bytes_per_chain(plan: Plan) -> int:
     """Estimated working memory of one chain while it is sampled and counted.
 
     Counts the state and its bins, the row layout (current, previous, moves),
-    one colour block's conditional logits and gathered neighbour states
+    one color block's conditional logits and gathered neighbor states
     (a one-hot of them at high degree), and the factor cells gathered when the
     moments are counted. An estimate for refusing sizes that cannot fit, not an
     exact figure.
@@ -70,7 +70,7 @@ def bytes_per_chain(plan: Plan) -> int:
     int
         Bytes per chain.
     """
-    k, size = plan.max_card, plan.colour_size
+    k, size = plan.max_card, plan.color_size
     words = (
         4 * plan.num_vars
         + 3 * plan.num_rows

@@ -1,6 +1,6 @@
-"""Full conditionals of a colour block and the draws from them.
+"""Full conditionals of a color block and the draws from them.
 
-The chromatic kernel updates a block of rows (the variables of one colour) in
+The chromatic kernel updates a block of rows (the variables of one color) in
 every chain at once. This module builds the conditional log-potentials of such
 a block and draws from them with one uniform per update (inverse CDF). Which
 computation applies is decided once per plan from its static shape
@@ -10,22 +10,22 @@ computation applies is decided once per plan from its static shape
   select per incidence;
 * ``"select"`` (``K <= SELECT_MAX_CARD``, pairs only, low degree): the logits are
   a *list* of ``K`` arrays ``float32[S, C]``, each pair table's column picked by
-  the neighbour's state with a chain of selects, and the maximum and running sum
-  over states unrolled, so a block is one vectorised loop over ``(rows,
+  the neighbor's state with a chain of selects, and the maximum and running sum
+  over states unrolled, so a block is one vectorized loop over ``(rows,
   chains)`` (3x faster than ``(S, K, C)`` arrays at ``K = 8`` on the grid);
 * ``"table"`` (low degree with triple factors or ``K > SELECT_MAX_CARD``): one
   ``(S, K, C)`` array per block, table columns picked by selects (small ``K``)
-  or gathers, triples by gathers on the pair of neighbour states (fused into
+  or gathers, triples by gathers on the pair of neighbor states (fused into
   one list-form loop, those gathers ran 3x slower);
 * ``"onehot"`` (high degree): a one-hot contraction over the gathered
-  neighbours;
+  neighbors;
 * ``"dense"`` (high degree and small enough, e.g. an all-pairs Potts model): a
   matrix product of the block's coupling rows with the one-hot states of every
-  row, which the kernel keeps up to date instead of gathering neighbours. The
+  row, which the kernel keeps up to date instead of gathering neighbors. The
   last state is left out of the one-hot rows (its table column is subtracted
   from the others and added to a per-row bias): 20 % less to read per block.
 
-Inside a colour block rows go by decreasing degree; a block is drawn in row
+Inside a color block rows go by decreasing degree; a block is drawn in row
 ranges (:func:`block_segments`) that visit only the incidence slots they can
 have, each range its own loop.
 """
@@ -186,11 +186,11 @@ def row_block(a: jax.Array, start: jax.Array, size: int) -> jax.Array:
     return lax.dynamic_slice_in_dim(a, start, size, axis=0)
 
 
-def neighbour_states(rows: jax.Array, index: jax.Array, start: jax.Array) -> jax.Array:
-    """``rows[index]``, materialised before the draw that reads it.
+def neighbor_states(rows: jax.Array, index: jax.Array, start: jax.Array) -> jax.Array:
+    """``rows[index]``, materialized before the draw that reads it.
 
     Fused into the draw, this row gather becomes a scalar gather per element
-    and the draw's loop stops vectorising (3-4x slower at ``K <= 4``); XLA:CPU
+    and the draw's loop stops vectorizing (3-4x slower at ``K <= 4``); XLA:CPU
     fuses nothing across a conditional, and ``lax.optimization_barrier`` is
     removed before fusion, so the gather sits in a conditional whose predicate
     (``start >= 0``, always true) XLA cannot fold.
@@ -239,12 +239,12 @@ def gather_column(states: jax.Array, table_rows: jax.Array) -> jax.Array:
 
 
 class Segment(NamedTuple):
-    """Rows ``start .. stop - 1`` of every colour block and the slots they use.
+    """Rows ``start .. stop - 1`` of every color block and the slots they use.
 
     Attributes
     ----------
     start, stop : int
-        Row range inside a colour block.
+        Row range inside a color block.
     pair_slots, triple_slots : int
         Number of leading pair / triple incidence slots to visit.
     """
@@ -259,9 +259,9 @@ MIN_SEGMENT_ROWS = 32
 
 
 def block_segments(plan: Plan) -> tuple[Segment, ...]:
-    """Split a colour block into row ranges by the incidence slots they need.
+    """Split a color block into row ranges by the incidence slots they need.
 
-    Rows go by decreasing degree inside a colour block, and incidence slot ``d``
+    Rows go by decreasing degree inside a color block, and incidence slot ``d``
     is empty past row ``plan.pair_prefix[d]`` (``triple_prefix[d]``) of every
     block, so each range between two prefix values visits only the slots that
     can be real there. Ranges shorter than ``MIN_SEGMENT_ROWS`` join the range
@@ -271,7 +271,7 @@ def block_segments(plan: Plan) -> tuple[Segment, ...]:
     calibrated-response benchmark graph). Dense and one-hot plans visit every
     slot: one range.
     """
-    size = plan.colour_size
+    size = plan.color_size
     if pair_path(plan) in ("dense", "onehot"):
         return (Segment(0, size, plan.pair_degree, plan.triple_degree),)
     cuts = sorted({0} | {p for p in plan.pair_prefix + plan.triple_prefix if p < size})
@@ -308,7 +308,7 @@ def block_logits(
     state : ChainState
         Current states.
     start : int32 scalar
-        First row of the colour block (may be traced).
+        First row of the color block (may be traced).
     segment : Segment
         The rows of the block to compute and the incidence slots they use.
 
@@ -328,7 +328,7 @@ def block_logits(
     unary = block(tables.unary)
     path = pair_path(plan)
     if path == "select":
-        other = neighbour_states(
+        other = neighbor_states(
             rows, block(plan.pair_rows[:, : segment.pair_slots]), first
         )
         pair = block(tables.pair)
@@ -407,7 +407,7 @@ def binary_coefficients(
 
     Since ``T[1, y] - T[0, y] = a + b y`` for ``y`` in ``{0, 1}``, the difference
     ``logit(1) - logit(0)`` is ``base = u_1 - u_0 + sum_d a_d`` plus ``b_d`` for
-    every neighbour ``d`` in state 1. Padding rows get ``base = -inf`` (state 0).
+    every neighbor ``d`` in state 1. Padding rows get ``base = -inf`` (state 0).
 
     Parameters
     ----------
@@ -465,7 +465,7 @@ def draw_segment(
     tables : SamplerTables
     state : ChainState
     start : int32 scalar
-        First row of the colour block (may be traced).
+        First row of the color block (may be traced).
     segment : Segment
     uniforms : float32[S, C]
         One uniform per update.
@@ -480,7 +480,7 @@ def draw_segment(
 
 
 def defer_writes(plan: Plan) -> bool:
-    """Whether the chromatic sweep writes each block one colour step late.
+    """Whether the chromatic sweep writes each block one color step late.
 
     The block drawn at one step is then written at the next, so the draw is
     not fused into the in-place update of the rows, which XLA:CPU runs on one
@@ -498,7 +498,7 @@ def draw_block(
     start: jax.Array,
     uniforms: jax.Array,
 ) -> tuple[jax.Array, ...]:
-    """New states of every row range of the colour block at ``start``.
+    """New states of every row range of the color block at ``start``.
 
     Parameters
     ----------
@@ -507,7 +507,7 @@ def draw_block(
     state : ChainState
     start : int32 scalar
         First row of the block (may be traced).
-    uniforms : float32[colour_size, C]
+    uniforms : float32[color_size, C]
         One uniform per update.
 
     Returns
@@ -539,7 +539,7 @@ def update_block(
     start: jax.Array,
     uniforms: jax.Array,
 ) -> ChainState:
-    """Redraw the colour block at ``start``, writing each range once drawn.
+    """Redraw the color block at ``start``, writing each range once drawn.
 
     Parameters
     ----------
@@ -548,7 +548,7 @@ def update_block(
     state : ChainState
     start : int32 scalar
         First row of the block (may be traced).
-    uniforms : float32[colour_size, C]
+    uniforms : float32[color_size, C]
         One uniform per update.
 
     Returns

@@ -6,12 +6,12 @@ Two kernels sample the same distribution ``p(x) ∝ exp(sum_f theta_f[x_f])``:
   :class:`SequentialGibbs`) visits the variables one at a time in id order and
   draws each from its full conditional; it is the reference;
 * the *chromatic* kernel (:class:`ChromaticGibbs`, the default everywhere)
-  updates every variable of one colour class at once, in every chain at once.
-  Variables of one colour share no factor, so their conditionals are
-  independent given the other colours and the block update is exact Gibbs.
+  updates every variable of one color class at once, in every chain at once.
+  Variables of one color share no factor, so their conditionals are
+  independent given the other colors and the block update is exact Gibbs.
 
-Both work on the plan's colour-blocked layout: a state is ``int32[R, chains]``
-(rows = variables grouped by colour, chains on the last, contiguous axis), and
+Both work on the plan's color-blocked layout: a state is ``int32[R, chains]``
+(rows = variables grouped by color, chains on the last, contiguous axis), and
 each conditional is built from the plan's pre-oriented incidence tables. The
 chromatic kernel's conditionals and draws live in
 :mod:`~jax_smm.mcmc.conditionals` (one uniform per update, inverse CDF); the
@@ -94,7 +94,7 @@ def _run_sweeps(
         new = sweep(old, sweep_key)
         # Every variable is updated exactly once per sweep, so comparing the
         # sweep's start and end tells whether its update moved it. (Counting
-        # inside the colour step made XLA recompute the draw for the count.)
+        # inside the color step made XLA recompute the draw for the count.)
         moves = moves + jnp.sum(new.rows != old.rows, axis=1, dtype=jnp.float32)
         if accumulate:
             stats = counting.add_counts(plan, stats, new)
@@ -113,10 +113,10 @@ def _run_sweeps(
 
 @dataclass(frozen=True)
 class ChromaticGibbs:
-    """Block Gibbs by colour classes: every variable of a colour at once.
+    """Block Gibbs by color classes: every variable of a color at once.
 
-    The default kernel. One ``lax.scan`` step per colour keeps each colour's new
-    states materialised before the next colour reads them; the uniforms of a
+    The default kernel. One ``lax.scan`` step per color keeps each color's new
+    states materialized before the next color reads them; the uniforms of a
     whole sweep are drawn before it, in one parallel loop. On the ``"select"``
     path each block is written one step late
     (:func:`~jax_smm.mcmc.conditionals.defer_writes`).
@@ -124,18 +124,18 @@ class ChromaticGibbs:
 
     def sweep_fn(self, plan: Plan, tables: SamplerTables) -> SweepFn:
         """Return ``(state, key) -> state`` for one sweep."""
-        size = plan.colour_size
+        size = plan.color_size
 
-        def colour_step(state, xs):
-            colour, uniforms = xs
-            return update_block(plan, tables, state, colour * size, uniforms), None
+        def color_step(state, xs):
+            color, uniforms = xs
+            return update_block(plan, tables, state, color * size, uniforms), None
 
-        def late_colour_step(carry, xs):
+        def late_color_step(carry, xs):
             # Write the block drawn at the previous step, then draw this one.
             state, pending, pending_start = carry
             state = write_block(plan, state, pending_start, pending)
-            colour, uniforms = xs
-            start = colour * size
+            color, uniforms = xs
+            start = color * size
             return (
                 state,
                 draw_block(plan, tables, state, start, uniforms),
@@ -144,17 +144,17 @@ class ChromaticGibbs:
 
         def sweep(state, key):
             chains = state.rows.shape[1]
-            uniforms = threefry.uniform(key, (plan.num_colours, size, chains))
-            xs = (jnp.arange(plan.num_colours), uniforms)
+            uniforms = threefry.uniform(key, (plan.num_colors, size, chains))
+            xs = (jnp.arange(plan.num_colors), uniforms)
             if not defer_writes(plan):
-                state, _ = lax.scan(colour_step, state, xs)
+                state, _ = lax.scan(color_step, state, xs)
                 return state
             # Block 0 rewritten with its own states at the first step: a no-op.
             pending = tuple(
                 state.rows[seg.start : seg.stop] for seg in block_segments(plan)
             )
             (state, pending, start), _ = lax.scan(
-                late_colour_step, (state, pending, jnp.int32(0)), xs
+                late_color_step, (state, pending, jnp.int32(0)), xs
             )
             return write_block(plan, state, start, pending)
 

@@ -98,9 +98,9 @@ def _pad(
         "mask_m": torch.zeros(B, M, dtype=torch.bool),
         "mask_n": torch.zeros(B, N, dtype=torch.bool),
     }
-    labelled = all("x_star" in item for item in items)
-    by_rows = ("b", "lam_star") if labelled else ("b",)
-    by_cols = ("c", "lb", "ub", "x_star") if labelled else ("c", "lb", "ub")
+    labeled = all("x_star" in item for item in items)
+    by_rows = ("b", "lam_star") if labeled else ("b",)
+    by_cols = ("c", "lb", "ub", "x_star") if labeled else ("c", "lb", "ub")
     for key in (*by_rows, *by_cols):
         out[key] = torch.zeros(B, M if key in by_rows else N)
     for k, item in enumerate(items):

@@ -412,7 +412,7 @@ def clique_partition(nodes: int, edges: np.ndarray) -> list[list[int]]:
     """Greedy partition of the nodes into cliques.
 
     Repeatedly takes the remaining node of largest degree and adds its
-    remaining neighbours, by decreasing degree, that are adjacent to every
+    remaining neighbors, by decreasing degree, that are adjacent to every
     node already in the clique.
 
     Parameters
@@ -426,20 +426,20 @@ def clique_partition(nodes: int, edges: np.ndarray) -> list[list[int]]:
     list of list of int
         Disjoint cliques covering every node.
     """
-    neighbours: list[set[int]] = [set() for _ in range(nodes)]
+    neighbors: list[set[int]] = [set() for _ in range(nodes)]
     for u, v in edges:
-        neighbours[u].add(int(v))
-        neighbours[v].add(int(u))
-    degree = np.array([len(nb) for nb in neighbours])
+        neighbors[u].add(int(v))
+        neighbors[v].add(int(u))
+    degree = np.array([len(nb) for nb in neighbors])
     order = [int(v) for v in np.argsort(-degree, kind="stable")]
     left = set(order)
     cliques = []
-    for centre in order:
-        if centre not in left:
+    for center in order:
+        if center not in left:
             continue
-        clique = [centre]
-        for v in sorted(neighbours[centre] & left, key=lambda v: (-degree[v], v)):
-            if all(v in neighbours[u] for u in clique):
+        clique = [center]
+        for v in sorted(neighbors[center] & left, key=lambda v: (-degree[v], v)):
+            if all(v in neighbors[u] for u in clique):
                 clique.append(v)
         left.difference_update(clique)
         cliques.append(clique)

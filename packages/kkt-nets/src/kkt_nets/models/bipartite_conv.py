@@ -10,7 +10,7 @@ from torch_geometric.nn import MessagePassing
 class BipartiteGraphConvolution(MessagePassing):
     r"""Sum-aggregated messages from source nodes to target nodes over ``A_ij`` edges.
 
-    For a target node ``i`` with embedding ``h_i`` and source neighbours ``j``
+    For a target node ``i`` with embedding ``h_i`` and source neighbors ``j``
     joined by edges of value ``a_ij`` (the LP coefficient),
 
     .. math::
@@ -44,7 +44,7 @@ class BipartiteGraphConvolution(MessagePassing):
         )
 
     def reset_parameters(self) -> None:
-        """Re-initialise every learnable layer."""
+        """Re-initialize every learnable layer."""
         super().reset_parameters()
         for module in self.modules():
             if module is not self and hasattr(module, "reset_parameters"):

@@ -44,14 +44,14 @@ def ema_update(target: torch.nn.Module, online: torch.nn.Module, m: float) -> No
 
 
 def cosine_pred_loss(p: torch.Tensor, z_t: torch.Tensor) -> torch.Tensor:
-    """Mean of ``2 - 2 cos(p, z_t)`` over rows (BYOL's normalised MSE).
+    """Mean of ``2 - 2 cos(p, z_t)`` over rows (BYOL's normalized MSE).
 
     Parameters
     ----------
     p : Tensor
-        ``[K, D]`` predictions (normalised here).
+        ``[K, D]`` predictions (normalized here).
     z_t : Tensor
-        ``[K, D]`` targets, already L2-normalised.
+        ``[K, D]`` targets, already L2-normalized.
 
     Returns
     -------

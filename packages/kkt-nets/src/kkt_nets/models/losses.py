@@ -4,7 +4,7 @@
   the spec's form, where bounds are rows and ``lb``, ``ub`` are not given;
   with bounds on the columns the bound duals are completed in closed form).
 * :func:`certificate_loss`: the relative duality gap between the prediction's
-  objective and its Lagrangian dual bound, plus per-block normalised primal
+  objective and its Lagrangian dual bound, plus per-block normalized primal
   and dual residuals (PDLP's termination measures, as norms, not squares),
   plus an optional supervised term. It has no cheap plateau: at ``x = lb``,
   ``lambda = 0`` the primal residual of a covering problem is large, and the

@@ -3,7 +3,7 @@
 Both predict a primal ``x`` and a dual ``lambda`` for ``min c^T x  s.t.
 A x <= b,  lb <= x <= ub`` through the same output layer
 (:mod:`~kkt_nets.models.output_layer`): ``x`` inside its bounds by
-construction, ``lambda >= 0`` through a softplus; both standardise their
+construction, ``lambda >= 0`` through a softplus; both standardize their
 inputs with training-set statistics (:class:`FeatureNormalizer`, fitted by
 ``fit_normalization``). The JEPA projector/predictor heads and embedding
 methods are the spec's, verbatim. The training loop turns either output into
@@ -43,7 +43,7 @@ class KKTNetMLP(nn.Module):
 
     Notes
     -----
-    The flat input is standardised by ``input_norm`` (a
+    The flat input is standardized by ``input_norm`` (a
     :class:`FeatureNormalizer`) before the trunk; ``x`` goes through
     :func:`bounded_primal` with the bounds given to :meth:`forward` and
     ``lambda`` through a softplus.
@@ -99,7 +99,7 @@ class KKTNetMLP(nn.Module):
         return torch.cat([x, dual_output(self.head_lam(h))], dim=-1)
 
     def encode_trunk(self, flat_input: torch.Tensor) -> torch.Tensor:
-        """Trunk features ``[B, hidden]`` of the (standardised) flat input."""
+        """Trunk features ``[B, hidden]`` of the (standardized) flat input."""
         return self.net(self.input_norm(flat_input))  # [B, hidden]
 
     def fit_normalization(self, batches: Iterable[LPBatch]) -> None:
@@ -107,7 +107,7 @@ class KKTNetMLP(nn.Module):
         self.input_norm.fit(torch.cat([batch.model_input for batch in batches]))
 
     def jepa_embed(self, flat_input: torch.Tensor) -> torch.Tensor:
-        """L2-normalised JEPA embedding ``[B, proj_dim]`` (trunk, then projector)."""
+        """L2-normalized JEPA embedding ``[B, proj_dim]`` (trunk, then projector)."""
         z = self.encode_trunk(flat_input)
         z = self.jepa_proj(z)
         return torch.nn.functional.normalize(z, dim=-1)  # [B, D]
@@ -131,7 +131,7 @@ class GNNPolicy(nn.Module):
     -----
     Constraint and variable features (:data:`~kkt_nets.data.datasets.C_FEATS`:
     ``b``, degree, row mean; :data:`~kkt_nets.data.datasets.V_FEATS`: ``c``,
-    degree, column mean, bounds) are standardised with training-set statistics
+    degree, column mean, bounds) are standardized with training-set statistics
     and embedded by two-layer MLPs. Each round updates constraints from
     variables, then variables from constraints, with
     :class:`BipartiteGraphConvolution` layers (edge feature: the coefficient
@@ -250,7 +250,7 @@ class GNNPolicy(nn.Module):
         edge_features: torch.Tensor,
         variable_features: torch.Tensor,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """L2-normalised projected node embeddings ``(zc [n_c, d], zv [n_v, d])``."""
+        """L2-normalized projected node embeddings ``(zc [n_c, d], zv [n_v, d])``."""
         # returns L2-normalized node embeddings (constraints, variables) after
         # projectors
         c, v = self.encode(

@@ -61,7 +61,7 @@ def dual_output(z: torch.Tensor) -> torch.Tensor:
 
 
 class FeatureNormalizer(nn.Module):
-    """Standardise input features with statistics of the training set.
+    """Standardize input features with statistics of the training set.
 
     ``(features - mean) / std`` per feature; ``mean`` and ``std`` are buffers
     (saved with the model), set once by :meth:`fit` before training (identity
@@ -99,7 +99,7 @@ class FeatureNormalizer(nn.Module):
         self.std.copy_(torch.where(std > 1e-6, std, torch.ones_like(std)))
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
-        """Standardised ``features``."""
+        """Standardized ``features``."""
         return (features - self.mean) / self.std
 
     def extra_repr(self) -> str:

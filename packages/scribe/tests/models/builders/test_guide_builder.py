@@ -249,12 +249,12 @@ def softplus(x):
 
 
 def test_amortized_guide_applies_the_network_to_total_counts():
-    """Standardised log totals in; a zero output is the initial mean-field guide."""
+    """Standardized log totals in; a zero output is the initial mean-field guide."""
     _, guide = build(FAMILIES["amortized"])
     tr = run(guide, N_CELLS, N_GENES, counts=COUNTS, batch_size=BATCH)
     params = tr["p_capture_amortizer$params"]["value"]
     log_totals = np.log1p(np.asarray(COUNTS).sum(axis=1, keepdims=True))
-    # standardised by the cells it was initialised on (all of them)
+    # standardized by the cells it was initialized on (all of them)
     np.testing.assert_allclose(params["input_loc"], log_totals.mean(0), rtol=1e-5)
     np.testing.assert_allclose(params["input_scale"], log_totals.std(0), rtol=1e-5)
     fn = tr["p_capture"]["fn"]
@@ -300,7 +300,7 @@ def test_amortizer_params_are_registered_and_trained():
     assert jax.tree_util.tree_structure(before[name]) == jax.tree_util.tree_structure(
         after[name]
     )
-    fixed = ("input_loc", "input_scale")  # the standardisation stays put
+    fixed = ("input_loc", "input_scale")  # the standardization stays put
     for key in fixed:
         np.testing.assert_array_equal(before[name][key], after[name][key])
     weights = [

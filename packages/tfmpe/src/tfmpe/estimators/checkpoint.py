@@ -2,7 +2,7 @@
 
 A file holds a JSON header (format name, version, the estimator's
 configuration, keys, label vocabulary and per-key statistics) and the network
-parameters as named arrays; a training checkpoint adds the optimiser state,
+parameters as named arrays; a training checkpoint adds the optimizer state,
 the best parameters so far, the history and the epoch. Files are written to a
 temporary sibling and renamed, so a crash never leaves a half-written file. A
 file of another format or version, a corrupted one, or one written for a
@@ -72,7 +72,7 @@ def _restore(tree: Any, arrays: dict[str, np.ndarray], prefix: str, path: Path) 
 
 
 def _independence_json(independence: Any) -> dict[str, Any]:
-    """A normalised independence specification as JSON-ready lists."""
+    """A normalized independence specification as JSON-ready lists."""
     local, cross, cross_local = independence
     return {
         "local": list(local),
@@ -236,12 +236,12 @@ def save_training_state(
 def load_training_state(
     path: Path, est: FlowMatchingEstimator, params: Any, opt_state: Any
 ) -> tuple[Any, Any, dict[str, list[float]], tuple[float, Any, int], int, Any]:
-    """Resume state from ``path``, checked against ``est`` and the optimiser.
+    """Resume state from ``path``, checked against ``est`` and the optimizer.
 
     Raises
     ------
     ValueError
-        If the file was written for another model, configuration or optimiser.
+        If the file was written for another model, configuration or optimizer.
     """
     header, arrays = _read(path)
     mine = _header(est)

@@ -2,7 +2,7 @@
 
 For a hierarchical model with global parameters ``g`` (e.g. ``mu``), local
 parameters ``l_i`` and data ``y_i`` of group ``i``, with ``l_i`` and ``y_i``
-independent across groups given ``g``, the posterior factorises as
+independent across groups given ``g``, the posterior factorizes as
 
     p(g, l_1..K | y_1..K) = p(g | y_1..K) prod_i p(l_i | g, y_i),
     p(g | y_1..K) ~ p(g)^(1 - K) prod_i p(g | y_i).

@@ -10,7 +10,7 @@ al. 2023; FMPE, Dax et al. 2023): for data ``x_1``, noise ``x_0 ~ N(0, I)`` and
 
 and the loss is ``|v(x_t, t) - u_t|^2`` averaged over the real coordinates of
 the target tokens (padded tokens and padded features excluded). Values are
-standardised per key with statistics of the training set; samples and
+standardized per key with statistics of the training set; samples and
 densities are reported in the user's units. Samples solve the ODE from noise
 to ``t = 1`` (:mod:`tfmpe.sampling`); ``log_prob`` runs it backwards with the
 change of variables.
@@ -52,7 +52,7 @@ def key_statistics(tokens: Tokens) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """Per-key mean and standard deviation of every feature column.
 
     Over all samples and real tokens of the key; a constant column gets
-    standard deviation 1, so it is only centred.
+    standard deviation 1, so it is only centered.
     """
     stats = {}
     data = np.asarray(tokens.data, np.float64)
@@ -78,7 +78,7 @@ class FlowMatchingEstimator:
     tokens : Tokens
         Training data (or a representative sample of it): fixes the feature
         widths, the label vocabulary (every key's label) and the per-key
-        standardisation.
+        standardization.
     target_keys : list of str
         Keys whose distribution is learnt (the parameters, for a posterior).
     conditioning_keys : list of str, optional
@@ -88,10 +88,10 @@ class FlowMatchingEstimator:
         Width of the OT path at ``t = 1``.
     time_prior_exponent : float, optional
         ``alpha >= 0`` of the time prior ``p(t) ~ t^(1 / (1 + alpha))``
-        (Dax et al. 2023), which favours late times; ``None`` (default) is
+        (Dax et al. 2023), which favors late times; ``None`` (default) is
         uniform.
     rng_key : jax.Array or int
-        Initialises the network.
+        Initializes the network.
 
     Raises
     ------
@@ -214,7 +214,7 @@ class FlowMatchingEstimator:
     def _prepared(
         self, tokens: Tokens, target: tuple[str, ...], conditioning: tuple[str, ...]
     ) -> tuple[Layout, Array, Array, Array, Array]:
-        """Layout, standardised values, per-token mean and std, real targets.
+        """Layout, standardized values, per-token mean and std, real targets.
 
         ``real`` is ``bool[B, n_target, F]``: the coordinates the flow moves.
         """
@@ -231,8 +231,8 @@ class FlowMatchingEstimator:
     def velocity_fn(self, params: nnx.State, lay: Layout):
         """``f(t, x_target, context, padding, functional)`` for a batch.
 
-        ``t`` is ``(M,)``, ``x_target`` ``(M, n_target, F)`` in standardised
-        units, ``context`` the standardised ``(M, N, F)`` rows of the layout,
+        ``t`` is ``(M,)``, ``x_target`` ``(M, n_target, F)`` in standardized
+        units, ``context`` the standardized ``(M, N, F)`` rows of the layout,
         ``padding`` ``(M, N)`` and ``functional`` ``(M, N, F)`` or None; the
         result is ``(M, n_target, F)``. One batched network call.
         """

@@ -8,7 +8,7 @@ one jitted step per batch (give it ``drop_last=True`` so every batch has one
 shape). Validation loss uses fixed noise, so epochs are comparable; the best
 parameters (by validation loss, else training loss) are kept, and training
 stops after ``patience`` epochs without an improvement of ``min_delta``.
-``checkpoint`` writes the model, the optimiser state and the history after
+``checkpoint`` writes the model, the optimizer state and the history after
 every epoch (atomically); ``resume=True`` continues from it.
 """
 
@@ -120,7 +120,7 @@ def fit(
     batch_size : int
         Samples per step (static datasets; a generator has its own).
     learning_rate : float
-        Of the default optimiser, AdamW with gradients clipped to norm 1 and a
+        Of the default optimizer, AdamW with gradients clipped to norm 1 and a
         cosine decay over the planned steps.
     optimizer : optax.GradientTransformation, optional
         Replaces the default.

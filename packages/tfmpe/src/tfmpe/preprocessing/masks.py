@@ -106,7 +106,7 @@ def _entries(independence: Mapping[str, Any], rule: str) -> list[Any]:
 
 
 def independence_keys(independence: Independence) -> set[str]:
-    """Every key a normalised specification names."""
+    """Every key a normalized specification names."""
     local, cross, cross_local = independence
     return {
         *local,

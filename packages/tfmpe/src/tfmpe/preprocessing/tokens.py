@@ -122,7 +122,7 @@ def lax_slice(array: Array, start: int, stop: int, axis: int) -> Array:
 
 
 def _checked(independence: Mapping[str, Any] | None, slices: Slices) -> Independence:
-    """Normalised independence, checked on the layout.
+    """Normalized independence, checked on the layout.
 
     Raises
     ------
@@ -131,14 +131,14 @@ def _checked(independence: Mapping[str, Any] | None, slices: Slices) -> Independ
         ``'obss'`` would otherwise be silently ignored) or a cross_local rule
         that does not fit the layout.
     """
-    normalised = normalise_independence(independence)
-    unknown = sorted(independence_keys(normalised) - set(slices))
+    normalized = normalise_independence(independence)
+    unknown = sorted(independence_keys(normalized) - set(slices))
     if unknown:
         raise ValueError(
             f"independence names keys {unknown} that are not in the data {list(slices)}"
         )
-    check_independence(layout_key(slices), normalised)
-    return normalised
+    check_independence(layout_key(slices), normalized)
+    return normalized
 
 
 @jax.tree_util.register_dataclass
@@ -160,7 +160,7 @@ class Tokens:
     label_items : tuple
         Static: ``(key, label)`` pairs of the label map.
     independence : tuple
-        Static: the normalised independence specification.
+        Static: the normalized independence specification.
 
     Notes
     -----

@@ -74,7 +74,7 @@ JOINT_PREFIX = "global"  # the joint guide's parameters: global_loc, ...
 def guide_init(spec: ParamSpec) -> tuple[float, ...]:
     """Initial guide parameters: ``spec.guide``, else from the prior's.
 
-    Guides start centred on the prior but narrower, about ``GUIDE_SCALE`` wide
+    Guides start centered on the prior but narrower, about ``GUIDE_SCALE`` wide
     in unconstrained space: a guide as wide as a vague prior makes the first
     SVI steps very noisy, and its early, huge gradients stay in Adam's
     second-moment average for thousands of steps and stall the contraction to
@@ -231,7 +231,7 @@ def amortized_params(spec: ParamSpec, outputs: dict[str, Any]) -> list[Any]:
     A zero output gives the spec's initial guide parameters
     (:func:`guide_init`): a real parameter is ``init + raw``, a positive one
     ``init * softplus(raw + SOFTPLUS_ONE) + POSITIVE_FLOOR``. With the
-    amortizer's zero-initialised output layers, every cell's guide starts at
+    amortizer's zero-initialized output layers, every cell's guide starts at
     the mean-field guide's initial values, whatever its library size.
     """
     params = []
@@ -270,11 +270,11 @@ def setup_guide(spec: Any, family: Any, dims: dict, model_config: Any, **kwargs)
 
 
 def _central_value(spec: ParamSpec, dims: dict) -> jnp.ndarray:
-    """The centre of a global spec's initial guide, in the site's full shape.
+    """The center of a global spec's initial guide, in the site's full shape.
 
     The base distribution's mean pushed through the spec's transforms (the
     median of a log-normal, the odds of the Beta mean for a beta prime); for a
-    Dirichlet, the normalised concentration.
+    Dirichlet, the normalized concentration.
     """
     shape = spec.resolve_shape(dims)
     if isinstance(spec, DirichletSpec):
@@ -360,7 +360,7 @@ def sample_joint_guide(
     ``Delta`` site whose log density is minus the log-Jacobian, so the guide's
     density of the constrained values is exact. Parameters: ``global_loc``,
     ``global_scale`` and ``global_tril`` (full rank) or ``global_cov_factor``
-    (low rank), see :func:`_joint_normal`. The initial normal is centred on
+    (low rank), see :func:`_joint_normal`. The initial normal is centered on
     the mean-field guides' initial values with standard deviation
     ``GUIDE_SCALE`` and no correlation.
     """
@@ -485,7 +485,7 @@ class GuideBuilder:
                     setup_guide(spec, family_of(spec), dims, model_config)
             elif global_specs:
                 sample_joint_guide(global_specs, joint, dims)
-            networks = {  # initialised on (standardised by) the given cells
+            networks = {  # initialized on (standardized by) the given cells
                 s.name: flax_module(
                     f"{s.name}_amortizer",
                     s.guide_family.amortizer,

@@ -4,8 +4,8 @@ The builders register them with numpyro's ``flax_module`` (parameters in the
 ``{name}$params`` site), once outside the cell plate, and apply them purely
 inside it, so SVI never retraces.
 
-An :class:`Amortizer` standardises its input with the mean and standard
-deviation of the features it is initialised on (held fixed afterwards) and
+An :class:`Amortizer` standardizes its input with the mean and standard
+deviation of the features it is initialized on (held fixed afterwards) and
 starts with zero output weights, so its first outputs are zero for every cell
 whatever the library sizes: the guide maps a zero output to its initial
 parameters (see ``setup_guide`` for ``AmortizedGuide``).
@@ -23,7 +23,7 @@ from jaxtyping import Array
 
 from scribe.models.components.limits import positive_dims
 
-MIN_INPUT_SCALE = 0.1  # floor of the standardising scale of amortizer inputs
+MIN_INPUT_SCALE = 0.1  # floor of the standardizing scale of amortizer inputs
 
 
 @dataclass(frozen=True)
@@ -72,10 +72,10 @@ def _mlp(x: Array, hidden_dims: Sequence[int]) -> Array:
 class Amortizer(nn.Module):
     """Sufficient statistic -> one raw output per named guide parameter.
 
-    The features are standardised by ``input_loc`` and ``input_scale``, set at
-    initialisation to their mean and standard deviation (floored at
-    ``MIN_INPUT_SCALE``) over the cells it is initialised on and held fixed
-    (their gradient is stopped, so Adam never moves them): initialise it on
+    The features are standardized by ``input_loc`` and ``input_scale``, set at
+    initialization to their mean and standard deviation (floored at
+    ``MIN_INPUT_SCALE``) over the cells it is initialized on and held fixed
+    (their gradient is stopped, so Adam never moves them): initialize it on
     real features, not on a dummy ``input_shape``. The output layers start at
     zero weights and biases, so every raw output starts at zero, and read the
     last hidden layer divided by its width, so one Adam step of size ``lr``
