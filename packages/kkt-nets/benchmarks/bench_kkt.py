@@ -78,17 +78,17 @@ QUICK = {
 }
 STRICT_TOL = 1e-5
 LOSSES = {
-    "spec: bounds as rows, KKT loss": ["--bounds_as_rows"],
+    "spec: bounds as rows, KKT loss": ["--bounds-as-rows"],
     "bounds in the output layer, KKT loss": ["--loss", "kkt"],
     "certificate loss, penalty 1": ["--penalty", "1"],
     "certificate loss, penalty 10": ["--penalty", "10"],
     "certificate loss, adaptive penalty from 1": [
-        "--penalty", "1", "--penalty_schedule", "adaptive"
+        "--penalty", "1", "--penalty-schedule", "adaptive"
     ],
-    "certificate loss + supervised": ["--supervised_weight", "1"],
+    "certificate loss + supervised": ["--supervised-weight", "1"],
 }  # fmt: skip
-JEPA = {"JEPA ema": ["--use_jepa", "--jepa_mode", "ema"],
-        "JEPA simsiam": ["--use_jepa", "--jepa_mode", "simsiam"]}  # fmt: skip
+JEPA = {"JEPA ema": ["--use-jepa", "--jepa-mode", "ema"],
+        "JEPA simsiam": ["--use-jepa", "--jepa-mode", "simsiam"]}  # fmt: skip
 
 
 def parse_args() -> argparse.Namespace:
@@ -119,9 +119,9 @@ def main() -> int:
     work = args.work_dir or Path(tempfile.mkdtemp(prefix="kkt-bench-"))
     args.out_dir.mkdir(parents=True, exist_ok=True)
     common = ["--epochs", str(epochs), "--seed", str(args.seed),
-              "--num_threads", str(args.threads), "--devices", args.device]  # fmt: skip
+              "--num-threads", str(args.threads), "--devices", args.device]  # fmt: skip
     if args.quick:
-        common += ["--embedding_size", "16", "--gnn_layers", "2", "--hidden", "32"]
+        common += ["--embedding-size", "16", "--gnn-layers", "2", "--hidden", "32"]
     data: dict = {}
     ood: dict = {}
     for family, (sizes, larger) in families.items():
@@ -155,7 +155,9 @@ def main() -> int:
         families["independent_set"][0], (0, 0, big_batch), args.seed + 2,
     )  # fmt: skip
     checkpoint = work / "runs" / "independent_set" / "best.pt"
-    results["batch"] = evaluate(checkpoint, many, check_every=args.check_every)
+    results["batch"] = evaluate(
+        checkpoint, many, check_every=args.check_every
+    ).to_dict()
     results["losses"] = [{**default, "label": "certificate loss, penalty 3 (default)"}]
     results["losses"] += [go(k, "set_cover", flags) for k, flags in LOSSES.items()]
     results["jepa"] = [{**default, "label": "JEPA off (default)"}]

@@ -87,6 +87,6 @@ def write_results(
         "results": results,
     }
     text = json.dumps(payload, indent=1, default=str) + "\n"
-    path = atomic_write(out_dir / f"{stem}.json", lambda h: h.write(text.encode()))
+    path = atomic_write(out_dir / f"{stem}.json", lambda tmp: tmp.write_text(text))
     plot(results, out_dir / f"{stem}.png")
     return path

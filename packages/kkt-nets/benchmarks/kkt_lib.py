@@ -18,8 +18,9 @@ from harness import log
 
 from kkt_nets.data.generate_instances import main as generate
 from kkt_nets.evaluate import evaluate
-from kkt_nets.io import atomic_write
-from kkt_nets.train import build_parser, read_curve, train
+from kkt_nets.metrics import read_curve
+from kkt_nets.plots import save_figure
+from kkt_nets.train import parse_config, train
 
 GAP_GOAL, VIOLATION_GOAL, ITERATION_GOAL = 0.05, 0.05, 1 / 3
 
@@ -75,19 +76,12 @@ def run(
         description) and ``test_strict``.
     """
     out = work / "runs" / re.sub(r"[^a-z0-9]+", "_", label.lower())
-    args = build_parser().parse_args(
-        [
-            "--data_dir",
-            str(data),
-            "--out_dir",
-            str(out),
-            "--overwrite",
-            "--quiet",
-            *flags,
-        ]
-    )
+    config = parse_config(
+        ["--data-dir", str(data), "--out-dir", str(out), "--overwrite", "--quiet",
+         *flags]
+    )  # fmt: skip
     log(f"training {label} ({' '.join(flags)})")
-    done = train(args)
+    done = train(config).to_dict()
     record: dict[str, Any] = {
         "label": label,
         "flags": list(flags),
@@ -95,20 +89,20 @@ def run(
             key: done[key]
             for key in ("epochs_run", "steps", "train_seconds", "penalty")
         },
-        "curve": read_curve(out / "metrics.jsonl"),
+        "curve": read_curve(out),
     }
     checkpoint = out / "best.pt"
     log(f"evaluating {label}")
-    record["test"] = evaluate(checkpoint, data, check_every=check_every)
+    record["test"] = evaluate(checkpoint, data, check_every=check_every).to_dict()
     if ood:
         record["ood"] = {
-            name: evaluate(checkpoint, where, check_every=check_every)
+            name: evaluate(checkpoint, where, check_every=check_every).to_dict()
             for name, where in ood.items()
         }
     if strict_tol is not None:
         record["test_strict"] = evaluate(
             checkpoint, data, tol=strict_tol, check_every=check_every, highs_pdlp=False
-        )
+        ).to_dict()
     return record
 
 
@@ -245,5 +239,4 @@ def plot(results: dict[str, Any], path: Path) -> None:
     ax.set_ylabel("raw max violation (median)")
     ax.set_title("ablations (loss: circles, JEPA: squares)", fontsize=9)
     fig.tight_layout()
-    atomic_write(path, lambda handle: fig.savefig(handle, dpi=110, format="png"))
-    plt.close(fig)
+    save_figure(fig, path)

@@ -19,7 +19,7 @@ from scipy.optimize import linprog
 from kkt_nets import solve
 from kkt_nets.data.generate_instances import main as generate
 from kkt_nets.evaluate import evaluate, format_summary
-from kkt_nets.train import build_parser, train
+from kkt_nets.train import parse_config, train
 
 
 def set_packing(seed: int, nodes: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -53,17 +53,17 @@ def main() -> None:
     )
     run = args.out / "run"
     result = train(
-        build_parser().parse_args(
+        parse_config(
             [
-                *("--data_dir", str(data), "--out_dir", str(run), "--overwrite"),
-                *("--epochs", str(args.epochs), "--batch_size", "16"),
-                *("--embedding_size", "32", "--num_threads", "1", "--quiet"),
+                *("--data-dir", str(data), "--out-dir", str(run), "--overwrite"),
+                *("--epochs", str(args.epochs), "--batch-size", "16"),
+                *("--embedding-size", "32", "--num-threads", "1", "--quiet"),
             ]
         )
     )
     print(
-        f"trained {result['steps']} steps in {result['train_seconds']:.1f} s; "
-        f"best validation loss {result['best_val_loss']:.4f}"
+        f"trained {result.steps} steps in {result.train_seconds:.1f} s; "
+        f"best validation loss {result.best_val_loss:.4f}"
     )
     print(format_summary(evaluate(run / "best.pt", data, highs_pdlp=False)))
     c, A_ub, b_ub = set_packing(seed=1, nodes=80)

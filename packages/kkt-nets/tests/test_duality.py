@@ -1,5 +1,7 @@
 """The certificate: completed bound duals and the Lagrangian bound, for any output."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -7,6 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
+from kkt_nets.config import TrainConfig
 from kkt_nets.data.generators import generate
 from kkt_nets.data.lp import kkt_residuals, scale
 from kkt_nets.data.solve import solve
@@ -42,16 +45,12 @@ def test_the_completed_dual_bound_never_exceeds_the_optimum(data, which):
 @pytest.mark.parametrize("seed", range(3))
 def test_random_networks_predictions_are_certified_lower_bounds(seed):
     torch.manual_seed(seed)
-    from argparse import Namespace
-
-    args = Namespace(
-        embedding_size=16, gnn_layers=2, use_bipartite_graphs=True, bounds_as_rows=False
-    )
-    model = GNNPolicy(args).eval()
+    config = TrainConfig(data_dir=Path("unused"), embedding_size=16, gnn_layers=2)
+    model = GNNPolicy(config.embedding_size, config.gnn_layers).eval()
     for module in model.modules():  # wild outputs: large random heads
         if isinstance(module, torch.nn.Linear):
             torch.nn.init.normal_(module.weight, std=3.0)
-    xs, lams, _ = predict_all(model, LPS, args)
+    xs, lams, _ = predict_all(model, LPS, config)
     for lp, optimum, x, lam in zip(LPS, OPTIMA, xs, lams):
         z_star = optimum.z / lp.obj_scale
         assert lp.dual_bound(lam) <= z_star + 1e-6 * max(1.0, abs(z_star))

@@ -1,4 +1,5 @@
 import json
+from dataclasses import asdict
 
 import numpy as np
 import pytest
@@ -10,7 +11,7 @@ from kkt_nets.data.lp import scale
 from kkt_nets.data.solve import solve
 from kkt_nets.evaluate import evaluate, instance_metrics
 from kkt_nets.evaluate import main as evaluate_main
-from kkt_nets.train import build_parser, train
+from kkt_nets.train import parse_config, train
 
 
 def test_metrics_are_in_original_units():
@@ -61,10 +62,10 @@ def trained(tmp_path_factory):
     for name, extra in (("gnn", []), ("mlp", ["--model", "mlp"])):
         runs[name] = root / name
         train(
-            build_parser().parse_args(
+            parse_config(
                 [
-                    *("--data_dir", str(data), "--out_dir", str(runs[name])),
-                    *("--epochs", "2", "--hidden", "16", "--embedding_size", "8"),
+                    *("--data-dir", str(data), "--out-dir", str(runs[name])),
+                    *("--epochs", "2", "--hidden", "16", "--embedding-size", "8"),
                     *("--quiet", *extra),
                 ]
             )
@@ -80,7 +81,7 @@ def test_evaluate_cli_reports_prediction_refinement_and_highs(
     out = tmp_path / "eval.json"
     evaluate_main(
         [
-            *("--checkpoint", str(runs[model] / "best.pt"), "--data_dir", str(data)),
+            *("--checkpoint", str(runs[model] / "best.pt"), "--data-dir", str(data)),
             *("--out", str(out)),
         ]
     )
@@ -103,10 +104,13 @@ def test_evaluate_cli_reports_prediction_refinement_and_highs(
         "reference_isotropic"
     ] == pytest.approx(1 / np.sqrt(spread["dim"]))
     direct = evaluate(runs[model] / "best.pt", data, highs_pdlp=False)
-    assert "highs_pdlp" not in direct
-    assert direct["prediction"]["objective_gap"] == pytest.approx(
+    assert direct.highs_pdlp is None and "highs_pdlp" not in direct.to_dict()
+    assert "predict_refine_over_highs_pdlp" not in direct.to_dict()["ratios"]
+    assert asdict(direct.prediction.objective_gap) == pytest.approx(
         summary["prediction"]["objective_gap"]
     )
+    # the JSON keeps its layout: the record's fields, ratios last
+    assert list(summary)[-3:] == ["embedding", "highs_pdlp", "ratios"]
     assert len(load_split(data, "test")) == 5
 
 
@@ -116,7 +120,7 @@ def test_evaluate_checks_its_output_before_the_work(trained, tmp_path, capsys):
         evaluate_main(
             [
                 *("--checkpoint", str(runs["gnn"] / "best.pt")),
-                *("--data_dir", str(data), "--out", str(tmp_path)),
+                *("--data-dir", str(data), "--out", str(tmp_path)),
             ]
         )
     assert "is a folder" in capsys.readouterr().err
@@ -126,7 +130,7 @@ def test_evaluate_checks_its_output_before_the_work(trained, tmp_path, capsys):
         evaluate_main(
             [
                 *("--checkpoint", str(runs["gnn"] / "best.pt")),
-                *("--data_dir", str(data), "--out", str(blocker / "x.json")),
+                *("--data-dir", str(data), "--out", str(blocker / "x.json")),
             ]
         )
     assert "cannot be written" in capsys.readouterr().err

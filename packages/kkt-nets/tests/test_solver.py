@@ -13,7 +13,7 @@ from kkt_nets.data.generators import random_lp_parts
 from kkt_nets.problem import Problem
 from kkt_nets.solver import SolveResult, solve_mps, solve_problems
 from kkt_nets.solver import main as solve_main
-from kkt_nets.train import build_parser, train
+from kkt_nets.train import parse_config, train
 
 
 def random_feasible(seed: int, m: int = 12, n: int = 9):
@@ -96,10 +96,10 @@ def checkpoints(tmp_path_factory):
     for name, extra in (("gnn", []), ("mlp", ["--model", "mlp"])):
         runs[name] = root / name / "best.pt"
         train(
-            build_parser().parse_args(
+            parse_config(
                 [
-                    *("--data_dir", str(data), "--out_dir", str(root / name)),
-                    *("--epochs", "2", "--embedding_size", "8", "--hidden", "16"),
+                    *("--data-dir", str(data), "--out-dir", str(root / name)),
+                    *("--epochs", "2", "--embedding-size", "8", "--hidden", "16"),
                     *("--quiet", *extra),
                 ]
             )

@@ -1,6 +1,6 @@
 """Evaluate a trained checkpoint on a split: raw prediction, certificate, refinement.
 
-``python -m kkt_nets.evaluate --checkpoint RUN/best.pt --data_dir DIR
+``python -m kkt_nets.evaluate --checkpoint RUN/best.pt --data-dir DIR
 [--split test] [--device cpu] [--tol 1e-4]`` (console script
 ``kkt-evaluate``). Per instance, in the original units of the LP (before
 per-instance scaling), with ``z*`` HiGHS's optimum:
@@ -27,12 +27,15 @@ import json
 import math
 import time
 from collections.abc import Sequence
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
+from kkt_nets.cli import add_flag
+from kkt_nets.config import TrainConfig
 from kkt_nets.data.datasets import (
     GraphDataset,
     LPDataset,
@@ -83,10 +86,189 @@ def instance_metrics(
     }
 
 
+@dataclass(frozen=True)
+class Stats:
+    """Mean, median and max of a metric over the instances."""
+
+    mean: float
+    median: float
+    max: float
+
+    @classmethod
+    def of(cls, values: Sequence[float]) -> Stats:
+        """The statistics of ``values``."""
+        array = np.asarray(values, dtype=np.float64)
+        return cls(float(array.mean()), float(np.median(array)), float(array.max()))
+
+
+@dataclass(frozen=True)
+class EmbeddingSpread:
+    """Embedding-collapse statistic of the JEPA embedding (:func:`embedding_spread`).
+
+    Attributes
+    ----------
+    dim : int
+        Embedding dimension ``D``.
+    reference_isotropic : float
+        ``1 / sqrt(D)``, the value of an isotropic embedding.
+    mean_std : float
+        Per-dimension standard deviation across inputs, averaged over ``D``.
+    """
+
+    dim: int
+    reference_isotropic: float
+    mean_std: float
+
+
+@dataclass(frozen=True)
+class PredictionSummary:
+    """The raw prediction on a split, in the original units of each LP.
+
+    Attributes
+    ----------
+    objective_gap, max_violation, row_relative_violation : Stats
+        Per-instance metrics of :func:`instance_metrics` (with the next two).
+    dual_bound_gap, duality_gap : Stats
+    seconds : float
+        Batched inference of the whole split.
+    ms_per_instance : float
+    """
+
+    objective_gap: Stats
+    max_violation: Stats
+    row_relative_violation: Stats
+    dual_bound_gap: Stats
+    duality_gap: Stats
+    seconds: float
+    ms_per_instance: float
+
+
+@dataclass(frozen=True)
+class PdhgSummary:
+    """One PDHG run over a split (warm-started or cold).
+
+    Attributes
+    ----------
+    statuses : dict of str to int
+        Instances per status.
+    optimal : int
+        Instances solved to the tolerance.
+    iterations, objective_gap, max_violation : Stats
+        PDHG iterations, objective gap to HiGHS and largest violation.
+    seconds : float
+        Wall time of the batched run.
+    """
+
+    statuses: dict[str, int]
+    optimal: int
+    iterations: Stats
+    objective_gap: Stats
+    max_violation: Stats
+    seconds: float
+
+
+@dataclass(frozen=True)
+class HighsTiming:
+    """HiGHS one LP at a time (:func:`time_highs`).
+
+    Attributes
+    ----------
+    solver : str
+        ``simplex`` or ``pdlp``.
+    tolerance : float, optional
+        PDLP's tolerance (``None``: HiGHS's default).
+    seconds, ms_per_instance : float
+        Wall time, model passing included.
+    failures : int
+        LPs HiGHS did not solve.
+    """
+
+    solver: str
+    tolerance: float | None
+    seconds: float
+    ms_per_instance: float
+    failures: int
+
+
+@dataclass(frozen=True)
+class Ratios:
+    """Warm over cold PDHG iterations, and times of the pipeline over HiGHS's.
+
+    Attributes
+    ----------
+    warm_over_cold_iterations_median : float
+    predict_refine_over_highs_simplex : float
+    cold_pdhg_over_highs_simplex : float
+    predict_refine_over_highs_pdlp : float, optional
+        ``None`` when HiGHS's PDLP was not timed.
+    """
+
+    warm_over_cold_iterations_median: float
+    predict_refine_over_highs_simplex: float
+    cold_pdhg_over_highs_simplex: float
+    predict_refine_over_highs_pdlp: float | None = None
+
+
+@dataclass(frozen=True)
+class EvaluationReport:
+    """Everything :func:`evaluate` measured on one split.
+
+    Attributes
+    ----------
+    checkpoint, data_dir, split : str
+    instances : int
+    model : str
+        ``GNNPolicy`` or ``KKTNetMLP``.
+    loss : str
+    bounds_as_rows, use_jepa : bool
+    jepa_mode : str, optional
+    device : str
+    tol : float
+    check_every : int
+    prediction : PredictionSummary
+    refined, cold : PdhgSummary
+        PDHG warm-started from the prediction, and from zero.
+    highs_simplex : HighsTiming
+    embedding : EmbeddingSpread
+    ratios : Ratios
+    highs_pdlp : HighsTiming, optional
+        ``None`` when not timed.
+    """
+
+    checkpoint: str
+    data_dir: str
+    split: str
+    instances: int
+    model: str
+    loss: str
+    bounds_as_rows: bool
+    use_jepa: bool
+    jepa_mode: str | None
+    device: str
+    tol: float
+    check_every: int
+    prediction: PredictionSummary
+    refined: PdhgSummary
+    cold: PdhgSummary
+    highs_simplex: HighsTiming
+    embedding: EmbeddingSpread
+    ratios: Ratios
+    highs_pdlp: HighsTiming | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain nested dicts for JSON (a timing not measured is left out)."""
+        values = asdict(self)
+        if self.highs_pdlp is None:
+            del values["highs_pdlp"]
+            del values["ratios"]["predict_refine_over_highs_pdlp"]
+        values["ratios"] = values.pop("ratios")  # last, as the JSON has it
+        return values
+
+
 @torch.no_grad()
 def embedding_spread(
-    model: torch.nn.Module, lps: Sequence[LP], args: argparse.Namespace
-) -> dict[str, Any]:
+    model: torch.nn.Module, lps: Sequence[LP], config: TrainConfig
+) -> EmbeddingSpread:
     """Embedding-collapse statistic of the JEPA embedding on ``lps``.
 
     The standard deviation across inputs of each dimension of the
@@ -95,13 +277,19 @@ def embedding_spread(
     ``D`` dimensions: ``1 / sqrt(D)`` for an isotropic embedding, 0 for a
     collapsed one.
 
+    Parameters
+    ----------
+    model : torch.nn.Module
+    lps : sequence of LP
+    config : TrainConfig
+        The model's settings (form, model path and MLP size).
+
     Returns
     -------
-    dict
-        ``dim``, ``reference_isotropic`` and ``mean_std``.
+    EmbeddingSpread
     """
-    lps = [bounds_to_rows(lp)[0] for lp in lps] if args.bounds_as_rows else lps
-    if args.use_bipartite_graphs:
+    lps = [bounds_to_rows(lp)[0] for lp in lps] if config.bounds_as_rows else lps
+    if config.use_bipartite_graphs:
         dataset = GraphDataset(lps)
         graph = pad_collate_graphs([dataset[i] for i in range(len(lps))]).batch_graph
         _, z = model.jepa_embed_nodes(
@@ -111,28 +299,18 @@ def embedding_spread(
             graph.variable_features,
         )
     else:
-        dataset = LPDataset(lps, max_m=args.max_m, max_n=args.max_n)
+        dataset = LPDataset(lps, max_m=config.max_m, max_n=config.max_n)
         z = model.jepa_embed(pad_collate([dataset[i] for i in range(len(dataset))])[0])
-    return {
-        "dim": z.shape[1],
-        "reference_isotropic": 1.0 / math.sqrt(z.shape[1]),
-        "mean_std": float(z.std(dim=0).mean()),
-    }
-
-
-def _stats(values: Sequence[float]) -> dict[str, float]:
-    """Mean, median and max of ``values``."""
-    array = np.asarray(values, dtype=np.float64)
-    return {
-        "mean": float(array.mean()),
-        "median": float(np.median(array)),
-        "max": float(array.max()),
-    }
+    return EmbeddingSpread(
+        dim=z.shape[1],
+        reference_isotropic=1.0 / math.sqrt(z.shape[1]),
+        mean_std=float(z.std(dim=0).mean()),
+    )
 
 
 def _pdhg_summary(
     lps: Sequence[LP], labels: Sequence[Solution], results: list, seconds: float
-) -> dict[str, Any]:
+) -> PdhgSummary:
     """Statuses, iterations, objective gaps to HiGHS and time of a PDHG run."""
     gaps = [
         abs(lp.objective(r.x) - label.z / lp.obj_scale)
@@ -142,17 +320,17 @@ def _pdhg_summary(
     statuses: dict[str, int] = {}
     for r in results:
         statuses[r.status] = statuses.get(r.status, 0) + 1
-    return {
-        "statuses": statuses,
-        "optimal": statuses.get("optimal", 0),
-        "iterations": _stats([r.iterations for r in results]),
-        "objective_gap": _stats(gaps),
-        "max_violation": _stats([lp.max_violation(r.x) for lp, r in zip(lps, results)]),
-        "seconds": seconds,
-    }
+    return PdhgSummary(
+        statuses=statuses,
+        optimal=statuses.get("optimal", 0),
+        iterations=Stats.of([r.iterations for r in results]),
+        objective_gap=Stats.of(gaps),
+        max_violation=Stats.of([lp.max_violation(r.x) for lp, r in zip(lps, results)]),
+        seconds=seconds,
+    )
 
 
-def time_highs(lps: Sequence[LP], solver: str, tol: float | None) -> dict[str, Any]:
+def time_highs(lps: Sequence[LP], solver: str, tol: float | None) -> HighsTiming:
     """HiGHS one LP at a time: wall seconds (model passing included), failures."""
     failures = 0
     started = time.perf_counter()
@@ -162,13 +340,13 @@ def time_highs(lps: Sequence[LP], solver: str, tol: float | None) -> dict[str, A
         except LPError:
             failures += 1
     seconds = time.perf_counter() - started
-    return {
-        "solver": solver,
-        "tolerance": tol,
-        "seconds": seconds,
-        "ms_per_instance": 1e3 * seconds / len(lps),
-        "failures": failures,
-    }
+    return HighsTiming(
+        solver=solver,
+        tolerance=tol,
+        seconds=seconds,
+        ms_per_instance=1e3 * seconds / len(lps),
+        failures=failures,
+    )
 
 
 def evaluate(
@@ -181,27 +359,25 @@ def evaluate(
     max_iter: int = 100_000,
     highs_pdlp: bool = True,
     check_every: int = 64,
-) -> dict[str, Any]:
+) -> EvaluationReport:
     """Metrics of ``checkpoint`` on ``data_dir/split`` and the comparisons.
 
     Returns
     -------
-    dict
-        ``prediction`` (per-metric mean / median / max and ms per instance),
-        ``refined`` and ``cold`` (PDHG statuses, iterations, gaps, seconds),
-        ``highs_simplex`` and ``highs_pdlp`` (seconds), ``ratios`` (median
-        warm / cold iterations, predict + refine time over each HiGHS time)
-        and ``embedding`` (:func:`embedding_spread`).
+    EvaluationReport
+        The raw prediction, the warm-started and cold PDHG runs, HiGHS's
+        timings (PDLP's only with ``highs_pdlp``), their ratios and the
+        embedding spread; :meth:`EvaluationReport.to_dict` for JSON.
     """
     if split not in SPLITS:
         raise ValueError(f"--split must be one of {SPLITS}, got {split!r}")
-    model, args = load_trained(checkpoint, device)
+    model, config = load_trained(checkpoint, device)
     instances = load_split(data_dir, split)
     if not instances:
         raise ValueError(f"{data_dir}/{split} has no instances")
     lps = [lp for lp, _ in instances]
     labels = [label for _, label in instances]
-    xs, lams, predict_seconds = predict_all(model, lps, args, batch_size, device)
+    xs, lams, predict_seconds = predict_all(model, lps, config, batch_size, device)
     rows = [
         instance_metrics(lp, label, x, lam)
         for lp, label, x, lam in zip(lps, labels, xs, lams, strict=True)
@@ -218,72 +394,71 @@ def evaluate(
     started = time.perf_counter()
     cold = pdhg_solve(lps, **settings)
     cold_seconds = time.perf_counter() - started
-    summary: dict[str, Any] = {
-        "checkpoint": str(checkpoint),
-        "data_dir": str(data_dir),
-        "split": split,
-        "instances": len(lps),
-        "model": "GNNPolicy" if args.use_bipartite_graphs else "KKTNetMLP",
-        "loss": args.loss,
-        "bounds_as_rows": bool(args.bounds_as_rows),
-        "use_jepa": bool(args.use_jepa),
-        "jepa_mode": args.jepa_mode if args.use_jepa else None,
-        "device": device,
-        "tol": tol,
-        "check_every": check_every,
-        "prediction": {
-            **{key: _stats([r[key] for r in rows]) for key in rows[0]},
-            "seconds": predict_seconds,
-            "ms_per_instance": 1e3 * predict_seconds / len(lps),
-        },
-        "refined": _pdhg_summary(lps, labels, warm, warm_seconds),
-        "cold": _pdhg_summary(lps, labels, cold, cold_seconds),
-        "highs_simplex": time_highs(lps, "simplex", None),
-        "embedding": embedding_spread(model, lps, args),
-    }
+    simplex = time_highs(lps, "simplex", None)
+    pdlp = time_highs(lps, "pdlp", tol) if highs_pdlp else None
     pipeline = predict_seconds + warm_seconds
-    ratios = {
-        "warm_over_cold_iterations_median": float(
-            np.median([w.iterations / max(1, c.iterations) for w, c in zip(warm, cold)])
+    return EvaluationReport(
+        checkpoint=str(checkpoint),
+        data_dir=str(data_dir),
+        split=split,
+        instances=len(lps),
+        model="GNNPolicy" if config.use_bipartite_graphs else "KKTNetMLP",
+        loss=config.loss,
+        bounds_as_rows=config.bounds_as_rows,
+        use_jepa=config.use_jepa,
+        jepa_mode=config.jepa_mode if config.use_jepa else None,
+        device=device,
+        tol=tol,
+        check_every=check_every,
+        prediction=PredictionSummary(
+            **{key: Stats.of([r[key] for r in rows]) for key in rows[0]},
+            seconds=predict_seconds,
+            ms_per_instance=1e3 * predict_seconds / len(lps),
         ),
-        "predict_refine_over_highs_simplex": pipeline
-        / summary["highs_simplex"]["seconds"],
-        "cold_pdhg_over_highs_simplex": cold_seconds
-        / summary["highs_simplex"]["seconds"],
-    }
-    if highs_pdlp:
-        summary["highs_pdlp"] = time_highs(lps, "pdlp", tol)
-        ratios["predict_refine_over_highs_pdlp"] = (
-            pipeline / summary["highs_pdlp"]["seconds"]
-        )
-    summary["ratios"] = ratios
-    return summary
+        refined=_pdhg_summary(lps, labels, warm, warm_seconds),
+        cold=_pdhg_summary(lps, labels, cold, cold_seconds),
+        highs_simplex=simplex,
+        embedding=embedding_spread(model, lps, config),
+        ratios=Ratios(
+            warm_over_cold_iterations_median=float(
+                np.median(
+                    [w.iterations / max(1, c.iterations) for w, c in zip(warm, cold)]
+                )
+            ),
+            predict_refine_over_highs_simplex=pipeline / simplex.seconds,
+            cold_pdhg_over_highs_simplex=cold_seconds / simplex.seconds,
+            predict_refine_over_highs_pdlp=(
+                None if pdlp is None else pipeline / pdlp.seconds
+            ),
+        ),
+        highs_pdlp=pdlp,
+    )
 
 
-def format_summary(summary: dict[str, Any]) -> str:
+def format_summary(report: EvaluationReport) -> str:
     """A few lines for the terminal."""
-    p, r, c = summary["prediction"], summary["refined"], summary["cold"]
-    ratios = summary["ratios"]
-    n = summary["instances"]
+    p, r, c = report.prediction, report.refined, report.cold
+    ratios = report.ratios
+    n = report.instances
     lines = [
-        f"{summary['model']} on {n} {summary['split']} instances "
-        f"({summary['device']}, tol {summary['tol']:g})",
-        f"  prediction: objective gap median {p['objective_gap']['median']:.3%} "
-        f"(mean {p['objective_gap']['mean']:.3%}), max violation median "
-        f"{p['max_violation']['median']:.3g}, dual-bound gap median "
-        f"{p['dual_bound_gap']['median']:.3%}; {p['ms_per_instance']:.3f} ms/LP",
-        f"  refined (warm PDHG): {r['optimal']}/{n} optimal, iterations median "
-        f"{r['iterations']['median']:.0f} vs cold {c['iterations']['median']:.0f} "
-        f"(warm/cold {ratios['warm_over_cold_iterations_median']:.2f}); gap to "
-        f"HiGHS max {r['objective_gap']['max']:.2e}",
-        f"  time: predict + refine {p['seconds'] + r['seconds']:.2f} s, cold PDHG "
-        f"{c['seconds']:.2f} s, HiGHS simplex {summary['highs_simplex']['seconds']:.2f}"
-        f" s (ratio {ratios['predict_refine_over_highs_simplex']:.2f})",
+        f"{report.model} on {n} {report.split} instances "
+        f"({report.device}, tol {report.tol:g})",
+        f"  prediction: objective gap median {p.objective_gap.median:.3%} "
+        f"(mean {p.objective_gap.mean:.3%}), max violation median "
+        f"{p.max_violation.median:.3g}, dual-bound gap median "
+        f"{p.dual_bound_gap.median:.3%}; {p.ms_per_instance:.3f} ms/LP",
+        f"  refined (warm PDHG): {r.optimal}/{n} optimal, iterations median "
+        f"{r.iterations.median:.0f} vs cold {c.iterations.median:.0f} "
+        f"(warm/cold {ratios.warm_over_cold_iterations_median:.2f}); gap to "
+        f"HiGHS max {r.objective_gap.max:.2e}",
+        f"  time: predict + refine {p.seconds + r.seconds:.2f} s, cold PDHG "
+        f"{c.seconds:.2f} s, HiGHS simplex {report.highs_simplex.seconds:.2f}"
+        f" s (ratio {ratios.predict_refine_over_highs_simplex:.2f})",
     ]
-    if "highs_pdlp" in summary:
+    if report.highs_pdlp is not None:
         lines[-1] += (
-            f", HiGHS PDLP {summary['highs_pdlp']['seconds']:.2f} s (ratio "
-            f"{ratios['predict_refine_over_highs_pdlp']:.2f})"
+            f", HiGHS PDLP {report.highs_pdlp.seconds:.2f} s (ratio "
+            f"{ratios.predict_refine_over_highs_pdlp:.2f})"
         )
     return "\n".join(lines)
 
@@ -295,20 +470,24 @@ def build_parser() -> argparse.ArgumentParser:
         description=__doc__.split("\n\n")[0],
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    parser.add_argument("--checkpoint", type=Path, required=True)
-    parser.add_argument("--data_dir", type=Path, required=True)
-    parser.add_argument("--split", default="test", choices=SPLITS)
-    parser.add_argument("--batch_size", type=int, default=64)
-    parser.add_argument("--device", default="cpu", help="cpu, or a CUDA index")
-    parser.add_argument("--tol", type=float, default=1e-4, help="PDHG tolerance")
-    parser.add_argument("--max_iter", type=int, default=100_000)
-    parser.add_argument(
-        "--check_every", type=int, default=64, help="PDHG iterations between checks"
+    add_flag(parser, "checkpoint", type=Path, required=True)
+    add_flag(parser, "data_dir", type=Path, required=True)
+    add_flag(parser, "split", default="test", choices=SPLITS)
+    add_flag(parser, "batch_size", type=int, default=64)
+    add_flag(parser, "device", default="cpu", help="cpu, or a CUDA index")
+    add_flag(parser, "tol", type=float, default=1e-4, help="PDHG tolerance")
+    add_flag(parser, "max_iter", type=int, default=100_000)
+    add_flag(
+        parser,
+        "check_every",
+        type=int,
+        default=64,
+        help="PDHG iterations between checks",
     )
-    parser.add_argument(
-        "--no_highs_pdlp", action="store_true", help="skip HiGHS's PDLP timing"
+    add_flag(
+        parser, "no_highs_pdlp", action="store_true", help="skip HiGHS's PDLP timing"
     )
-    parser.add_argument("--out", type=Path, default=None, help="JSON results")
+    add_flag(parser, "out", type=Path, default=None, help="JSON results")
     return parser
 
 
@@ -320,8 +499,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         if args.out is not None:
             check_output_file(args.out, "--out")
         if args.batch_size < 1:
-            raise ValueError(f"--batch_size must be >= 1, got {args.batch_size}")
-        summary = evaluate(
+            raise ValueError(f"--batch-size must be >= 1, got {args.batch_size}")
+        report = evaluate(
             args.checkpoint,
             args.data_dir,
             args.split,
@@ -334,10 +513,10 @@ def main(argv: Sequence[str] | None = None) -> None:
         )
     except (ValueError, FileNotFoundError, OSError) as error:
         parser.error(str(error))
-    print(format_summary(summary))
+    print(format_summary(report))
     if args.out is not None:
-        text = json.dumps(summary, indent=2) + "\n"
-        atomic_write(args.out, lambda handle: handle.write(text.encode()))
+        text = json.dumps(report.to_dict(), indent=2) + "\n"
+        atomic_write(args.out, lambda tmp: tmp.write_text(text))
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """Writing files whole: a temporary file in the target's folder, then a rename.
 
-Temporary files are named ``.<name>.<random>.partial``; a process killed
+Temporary files are named ``.<stem>.<random>.partial<suffix>``; a process killed
 outright (SIGKILL, power loss) can leave one behind, and
 :func:`remove_stale_temporaries` clears them before a run reuses the folder.
 """
@@ -11,16 +11,19 @@ import os
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
 PARTIAL_SUFFIX = ".partial"
 """Suffix of the temporary files :func:`atomic_write` writes before renaming."""
 
 
-def atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], Any]) -> Path:
-    """Write ``path`` through ``write(handle)`` on a temporary file, then rename it.
+def atomic_write(path: str | os.PathLike, write: Callable[[Path], Any]) -> Path:
+    """Write ``path`` through ``write(tmp_path)`` on a temporary file, then rename it.
 
-    A reader never sees a half-written file; on any error the temporary file is
+    The temporary file lies in the same folder and ends in the same suffix
+    (``.<stem>.<random>.partial<suffix>``), so writers that choose a format by
+    the suffix (``np.savez``, ``fig.savefig``) write the right one. A reader
+    never sees a half-written file; on any error the temporary file is
     removed and ``path`` is left as it was.
 
     Parameters
@@ -28,7 +31,7 @@ def atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], Any]) -> P
     path : str or PathLike
         Destination; its folder is created if missing.
     write : callable
-        Writes the whole content to the binary file handle it is given.
+        ``write(tmp_path)`` writes the whole content to the path it is given.
 
     Returns
     -------
@@ -37,16 +40,19 @@ def atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], Any]) -> P
     """
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(
-        dir=target.parent, prefix=f".{target.name}.", suffix=PARTIAL_SUFFIX
+    fd, name = tempfile.mkstemp(
+        dir=target.parent,
+        prefix=f".{target.stem}.",
+        suffix=PARTIAL_SUFFIX + target.suffix,
     )
+    os.close(fd)
+    tmp = Path(name)
     try:
-        with os.fdopen(fd, "wb") as handle:
-            write(handle)
+        write(tmp)
         os.chmod(tmp, 0o644)  # mkstemp creates the file private (0600)
         os.replace(tmp, target)
     except BaseException:
-        os.unlink(tmp)
+        tmp.unlink(missing_ok=True)
         raise
     return target
 
@@ -63,7 +69,7 @@ def remove_stale_temporaries(folder: str | os.PathLike) -> list[Path]:
     list of Path
         The files removed.
     """
-    stale = sorted(Path(folder).glob(f".*{PARTIAL_SUFFIX}"))
+    stale = sorted(Path(folder).glob(f".*{PARTIAL_SUFFIX}*"))
     for path in stale:
         path.unlink(missing_ok=True)
     return stale

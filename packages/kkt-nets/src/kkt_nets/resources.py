@@ -11,8 +11,8 @@ state.
 from __future__ import annotations
 
 import os
-from argparse import Namespace
 
+from kkt_nets.config import TrainConfig
 from kkt_nets.data.datasets import C_FEATS, V_FEATS
 
 BYTES_PER_FLOAT = 4
@@ -60,12 +60,12 @@ def check_memory(estimate: int, what: str, flags: str) -> None:
         )
 
 
-def model_memory_estimate(args: Namespace, m: int, n: int) -> int:
+def model_memory_estimate(config: TrainConfig, m: int, n: int) -> int:
     """Bytes of a network's parameters with their training copies.
 
     Parameters
     ----------
-    args : argparse.Namespace
+    config : TrainConfig
         Reads ``use_bipartite_graphs``, ``embedding_size``, ``gnn_layers``,
         ``hidden``, ``num_layers``.
     m, n : int
@@ -76,12 +76,12 @@ def model_memory_estimate(args: Namespace, m: int, n: int) -> int:
     int
         ``TRAINING_COPIES x 4 bytes x`` the parameter count (up to biases).
     """
-    if args.use_bipartite_graphs:
-        d = args.embedding_size
+    if config.use_bipartite_graphs:
+        d = config.embedding_size
         # per round two convolutions of ~7 d^2 each; embeddings, heads and
         # the four JEPA MLPs ~12 d^2
-        count = (C_FEATS + V_FEATS) * d + (14 * args.gnn_layers + 12) * d * d
+        count = (C_FEATS + V_FEATS) * d + (14 * config.gnn_layers + 12) * d * d
     else:
-        h, inputs = args.hidden, m * n + m + n
-        count = inputs * h + (args.num_layers + 3) * h * h + h * (m + n)
+        h, inputs = config.hidden, m * n + m + n
+        count = inputs * h + (config.num_layers + 3) * h * h + h * (m + n)
     return TRAINING_COPIES * BYTES_PER_FLOAT * count

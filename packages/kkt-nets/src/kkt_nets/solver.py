@@ -34,6 +34,7 @@ from typing import Any
 
 import numpy as np
 
+from kkt_nets.cli import add_flag
 from kkt_nets.inference import check_takes, load_trained, predict_all
 from kkt_nets.io import atomic_write, check_output_file
 from kkt_nets.pdhg import pdhg_solve
@@ -170,9 +171,9 @@ def solve_problems(
     xs = lams = None
     predict_seconds = 0.0
     if checkpoint is not None:
-        model, args = load_trained(checkpoint, device)
-        check_takes(args, lps, str(checkpoint))
-        xs, lams, predict_seconds = predict_all(model, lps, args, batch_size, device)
+        model, config = load_trained(checkpoint, device)
+        check_takes(config, lps, str(checkpoint))
+        xs, lams, predict_seconds = predict_all(model, lps, config, batch_size, device)
     started = time.perf_counter()
     refined = pdhg_solve(
         lps,
@@ -311,13 +312,13 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     parser.add_argument("problem", type=Path, help=".mps, .mps.gz, .lp or .npz")
-    parser.add_argument("--checkpoint", type=Path, default=None, help="kkt-train")
-    parser.add_argument("--tol", type=float, default=1e-4)
-    parser.add_argument("--max-iter", type=int, default=100_000)
-    parser.add_argument("--time-limit", type=float, default=None, help="seconds")
-    parser.add_argument("--device", default="cpu", help="cpu or cuda[:N]")
-    parser.add_argument("--out", type=Path, default=None, help="result JSON")
-    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_flag(parser, "checkpoint", type=Path, default=None, help="kkt-train")
+    add_flag(parser, "tol", type=float, default=1e-4)
+    add_flag(parser, "max_iter", type=int, default=100_000)
+    add_flag(parser, "time_limit", type=float, default=None, help="seconds")
+    add_flag(parser, "device", default="cpu", help="cpu or cuda[:N]")
+    add_flag(parser, "out", type=Path, default=None, help="result JSON")
+    add_flag(parser, "quiet", action="store_true", help="no progress bar")
     return parser
 
 
@@ -359,7 +360,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         text = json.dumps(
             {"problem": str(args.problem), "rows": rows, **result.to_dict()}, indent=1
         )
-        atomic_write(args.out, lambda handle: handle.write(text.encode() + b"\n"))
+        atomic_write(args.out, lambda tmp: tmp.write_text(text + "\n"))
     if not result.optimal:
         print(f"kkt-solve: not solved to optimality: {result.status}", file=sys.stderr)
         sys.exit(1)

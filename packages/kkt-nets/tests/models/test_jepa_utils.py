@@ -1,4 +1,3 @@
-from argparse import Namespace
 from copy import deepcopy
 
 import numpy as np
@@ -194,7 +193,7 @@ class FixedTarget(torch.nn.Module):
 def test_jepa_loss_gnn_depends_only_on_masked_target_nodes(graph_batch):
     batch_graph = graph_batch[0]
     torch.manual_seed(2)
-    online = GNNPolicy(Namespace(embedding_size=8, gnn_layers=2))
+    online = GNNPolicy(embedding_size=8, gnn_layers=2)
     gen = torch.Generator().manual_seed(2)
     ctx, tgt, m_cons, m_vars = make_gnn_views(batch_graph, 0.3, generator=gen)
     zc_t, zv_t = online.jepa_embed_nodes(*tgt)
@@ -231,7 +230,7 @@ def test_jepa_loss_gnn_depends_only_on_masked_target_nodes(graph_batch):
 def test_jepa_loss_gnn_gradients(graph_batch):
     batch_graph = graph_batch[0]
     torch.manual_seed(3)
-    online = GNNPolicy(Namespace(embedding_size=8, gnn_layers=1))
+    online = GNNPolicy(embedding_size=8, gnn_layers=1)
     target = deepcopy(online)
     for p in target.parameters():
         p.requires_grad_(False)

@@ -1,5 +1,3 @@
-from argparse import Namespace
-
 import numpy as np
 import pytest
 import torch
@@ -28,7 +26,7 @@ def graph_inputs(g):
 
 def gnn(seed: int = 0, d: int = 16, layers: int = 2) -> GNNPolicy:
     torch.manual_seed(seed)
-    return GNNPolicy(Namespace(embedding_size=d, gnn_layers=layers))
+    return GNNPolicy(embedding_size=d, gnn_layers=layers)
 
 
 def test_mlp_shapes_and_layout():
@@ -160,9 +158,9 @@ def test_feature_normalizer_fit_and_errors():
 
 def test_gnn_bad_args():
     with pytest.raises(ValueError, match="gnn_layers"):
-        GNNPolicy(Namespace(embedding_size=8, gnn_layers=0))
+        GNNPolicy(embedding_size=8, gnn_layers=0)
     with pytest.raises(ValueError, match="embedding_size"):
-        GNNPolicy(Namespace(embedding_size=2.5, gnn_layers=1))
+        GNNPolicy(embedding_size=2.5, gnn_layers=1)
 
 
 def test_gnn_permutation_equivariance():

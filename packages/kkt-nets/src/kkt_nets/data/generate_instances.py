@@ -44,6 +44,8 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
+from kkt_nets.cli import add_flag
+from kkt_nets.cli import flag as flag_name
 from kkt_nets.data.generators import GENERATORS, family_params, family_shape, generate
 from kkt_nets.data.lp import LP, scale
 from kkt_nets.data.solve import LPError, Solution, solve
@@ -165,7 +167,7 @@ def save_instance(path: str | Path, lp: LP, solution: Solution, settings: str) -
         "solve_seconds": np.float64(solution.solve_seconds),
         "settings": np.array(settings),
     }
-    atomic_write(Path(path), lambda handle: np.savez(handle, **arrays))
+    atomic_write(Path(path), lambda tmp: np.savez(tmp, **arrays))
 
 
 def _read(path: Path) -> tuple[LP, Solution, str]:
@@ -347,20 +349,25 @@ def build_parser() -> argparse.ArgumentParser:
         prog="kkt-generate",
         description="Generate scaled LP instances with HiGHS labels.",
     )
-    parser.add_argument("--family", required=True, choices=sorted(GENERATORS))
+    add_flag(parser, "family", required=True, choices=sorted(GENERATORS))
     for split, default in zip(SPLITS, (800, 100, 100)):
-        parser.add_argument(
-            f"--n-{split}", type=_count, default=default, help=f"{split} instances"
+        add_flag(
+            parser,
+            f"n_{split}",
+            type=_count,
+            default=default,
+            help=f"{split} instances",
         )
-    parser.add_argument("--seed", type=_count, default=0)
-    parser.add_argument("--out", required=True, type=Path, help="dataset directory")
-    parser.add_argument("--quiet", action="store_true", help="no progress output")
+    add_flag(parser, "seed", type=_count, default=0)
+    add_flag(parser, "out", required=True, type=Path, help="dataset directory")
+    add_flag(parser, "quiet", action="store_true", help="no progress output")
     group = parser.add_argument_group(
         "family parameters (each applies to the families that take it)"
     )
     for flag, kind in FAMILY_FLAGS.items():
-        group.add_argument(
-            f"--{flag.replace('_', '-')}",
+        add_flag(
+            group,
+            flag,
             type=_size if flag in SIZE_FLAGS else kind,
             default=None,
             help="an integer or a range LO:HI" if flag in SIZE_FLAGS else None,
@@ -397,9 +404,7 @@ def check_sizes(args: argparse.Namespace, params: dict[str, Any]) -> None:
         If the dataset files would not fit on the disk of ``--out``.
     """
     rows, cols = family_shape(args.family, **resolve_params(params, end=1))
-    flags = " / ".join(
-        f"--{flag.replace('_', '-')}" for flag in SIZE_FLAGS if flag in params
-    )
+    flags = " / ".join(flag_name(flag) for flag in SIZE_FLAGS if flag in params)
     check_memory(
         GENERATION_COPIES * 8 * rows * cols,
         f"one {rows} x {cols} {args.family} instance",
@@ -446,10 +451,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     }
     allowed = family_params(args.family)
     for flag in sorted(set(given) - set(allowed)):
-        takes = " ".join(f"--{p.replace('_', '-')}" for p in allowed)
+        takes = " ".join(flag_name(p) for p in allowed)
         parser.error(
-            f"--{flag.replace('_', '-')} does not apply to {args.family} "
-            f"(it takes {takes})"
+            f"{flag_name(flag)} does not apply to {args.family} (it takes {takes})"
         )
     params = {**allowed, **given}
     if args.out.exists() and not args.out.is_dir():
@@ -513,7 +517,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
     }
     text = json.dumps(meta, indent=2, sort_keys=True) + "\n"
-    atomic_write(args.out / "meta.json", lambda handle: handle.write(text.encode()))
+    atomic_write(args.out / "meta.json", lambda tmp: tmp.write_text(text))
     if not args.quiet:
         print(
             f"{args.out}: {written} solved, {total - written} cached, "

@@ -13,7 +13,6 @@ that form; the GNN's per-node outputs go through :func:`nodes_to_padded`).
 
 from __future__ import annotations
 
-from argparse import Namespace
 from collections.abc import Iterable
 
 import torch
@@ -118,9 +117,10 @@ class GNNPolicy(nn.Module):
 
     Parameters
     ----------
-    args : argparse.Namespace
-        Reads ``args.embedding_size`` (node embedding width ``d``) and
-        ``args.gnn_layers`` (rounds of message passing).
+    embedding_size : int
+        Node embedding width ``d``.
+    gnn_layers : int
+        Rounds of message passing.
 
     Raises
     ------
@@ -140,13 +140,15 @@ class GNNPolicy(nn.Module):
     variable's bounds), ``lambda`` on constraints through a softplus.
     """
 
-    def __init__(self, args: Namespace) -> None:
+    def __init__(self, embedding_size: int = 64, gnn_layers: int = 4) -> None:
         super().__init__()
-        for label in ("embedding_size", "gnn_layers"):
-            value = getattr(args, label)
-            if not isinstance(value, int) or value < 1:
-                raise ValueError(f"args.{label} must be a positive int, got {value!r}")
-        d = args.embedding_size
+        for label, value in (
+            ("embedding_size", embedding_size),
+            ("gnn_layers", gnn_layers),
+        ):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{label} must be a positive int, got {value!r}")
+        d = embedding_size
         self.cons_norm = FeatureNormalizer(C_FEATS)
         self.var_norm = FeatureNormalizer(V_FEATS)
         self.cons_embedding = nn.Sequential(
@@ -155,7 +157,7 @@ class GNNPolicy(nn.Module):
         self.var_embedding = nn.Sequential(
             nn.Linear(V_FEATS, d), nn.ReLU(), nn.Linear(d, d)
         )
-        layers = range(args.gnn_layers)
+        layers = range(gnn_layers)
         self.convs_v_to_c = nn.ModuleList(BipartiteGraphConvolution(d) for _ in layers)
         self.convs_c_to_v = nn.ModuleList(BipartiteGraphConvolution(d) for _ in layers)
         self.norms_c = nn.ModuleList(nn.LayerNorm(d) for _ in layers)
