@@ -1,30 +1,10 @@
 """kkt-nets against HiGHS: raw predictions, certificates and refined solutions.
 
-Methodology (details in the package README, "Benchmarks"):
-
-1. **Families.** For set cover, combinatorial auction, capacitated facility
-   location and independent set, ``kkt-generate`` writes 1,000 / 100 / 100
-   LPs at the training sizes and 100 test LPs 2-4x larger (out of
-   distribution); the default GNN trains with the defaults of ``kkt-train``
-   (30 epochs, batch 16, cosine learning rate, certificate loss with penalty 3)
-   and is evaluated by ``kkt_nets.evaluate.evaluate`` on both: raw gap,
-   violation and dual-bound gap, PDHG warm-started from the prediction vs
-   cold, and wall time of batched predict + refine against HiGHS one LP at a
-   time (dual simplex, and its PDLP at the same tolerance), all in this run;
-   the refinement is repeated at tolerance 1e-5 for the comparison of its
-   objective with HiGHS's.
-2. **1,000 LPs at once**: the independent-set network predicts and refines
-   1,000 fresh LPs in one batch, against HiGHS one by one.
-3. **Loss ablation** on set cover, same epochs: the spec's form (bounds as
-   rows, KKT loss), the KKT loss with bounds on the columns, and the
-   certificate loss with penalty 1 and 10 (3 is the default run of part 1),
-   the adaptive schedule from 1, and a supervised term.
-4. **JEPA ablation** on set cover with the new default: off (part 1) / ema /
-   simsiam, same epochs (so the same number of optimizer steps).
-5. **The spec's MLP** on set cover with the new output layer.
-
-Writes ``results/kkt.json`` and ``results/kkt.png`` (see ``harness.py``) and
-prints the README tables. ``--quick`` runs everything at toy sizes (< 3 min).
+The method (families, the 1,000-LP batch, the loss and JEPA ablations, the
+spec's MLP) is described in the package README, "Benchmarks". Writes
+``results/kkt.json`` and ``results/kkt.png`` (``--out-dir``; schema in
+``harness.py``) and prints the README tables. ``--quick`` runs everything at
+toy sizes.
 """
 
 from __future__ import annotations

@@ -1,7 +1,10 @@
 """Recording for the kkt-nets benchmarks: run information, results, figures.
 
-One results schema: ``{"benchmark", "created", "run": run_info(), "settings",
+One results schema: ``{"benchmark", "run": run_info(), "settings",
 "results"}``, written atomically as ``<stem>.json`` next to ``<stem>.png``.
+The ``run`` record says where and when the numbers come from: machine,
+library versions, git commit and whether the sources differed from it, the
+command line and a UTC timestamp.
 """
 
 from __future__ import annotations
@@ -45,7 +48,17 @@ def _git(*command: str) -> str | None:
 
 
 def run_info() -> dict[str, Any]:
-    """Versions, machine, load, torch threads, device and git state of this run."""
+    """Machine, versions, load, torch threads, git state, command and time of this run.
+
+    Returns
+    -------
+    dict
+        ``versions``, ``cpu_count``, ``torch_threads``, ``cuda`` (device
+        name or ``None``), ``load_average_1_5_15``, ``platform``,
+        ``git_commit``, ``git_dirty`` (the package's sources differ from the
+        commit; ``None`` outside git), ``src_modified`` (those files),
+        ``command`` (``sys.argv``) and ``timestamp`` (UTC, ISO 8601).
+    """
     versions = {"python": platform.python_version()}
     for name in VERSIONED:
         try:
@@ -61,7 +74,10 @@ def run_info() -> dict[str, Any]:
         "load_average_1_5_15": list(os.getloadavg()),
         "platform": platform.platform(),
         "git_commit": _git("rev-parse", "HEAD"),
+        "git_dirty": None if modified is None else bool(modified),
         "src_modified": None if modified is None else modified.splitlines(),
+        "command": [sys.executable, *sys.argv],
+        "timestamp": datetime.now(UTC).isoformat(timespec="seconds"),
     }
 
 
@@ -81,7 +97,6 @@ def write_results(
     """
     payload = {
         "benchmark": stem,
-        "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "run": run_info(),
         "settings": settings,
         "results": results,

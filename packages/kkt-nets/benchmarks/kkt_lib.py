@@ -161,7 +161,7 @@ def ablation_markdown(records: Sequence[dict[str, Any]]) -> str:
 
 
 def goals(records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Each issue goal per in-distribution family run: value and whether met."""
+    """Each goal per in-distribution family run: value and whether met."""
     checks = []
     for record in records:
         e = record["test"]
