@@ -396,3 +396,22 @@ def test_config_round_trips_through_a_plain_dict():
         TrainConfig.from_dict({**plain, "colour": 1})
     with pytest.raises(dataclasses.FrozenInstanceError):
         config.lr = 1.0
+
+
+def test_a_checkpoint_with_its_settings_under_args_still_loads(data_dir, tmp_path):
+    from kkt_nets.inference import load_trained
+
+    train(parse(data_dir, tmp_path, "--epochs", "1"))
+    ckpt = torch.load(tmp_path / "last.pt", weights_only=False)
+    ckpt["args"] = ckpt.pop("config")  # the earlier name of the entry
+    torch.save(ckpt, tmp_path / "old.pt")
+    _, config = load_trained(tmp_path / "old.pt")
+    assert config.to_dict() == ckpt["args"] and config.max_m == 8
+    resumed = train(
+        parse(data_dir, tmp_path, "--epochs", "2", "--resume", str(tmp_path / "old.pt"))
+    )
+    assert resumed.epochs_run == 1
+    ckpt["args"]["epochs"] = "many"
+    torch.save(ckpt, tmp_path / "bad.pt")
+    with pytest.raises(ValueError, match=r"bad\.pt holds bad settings: --epochs"):
+        load_checkpoint(tmp_path / "bad.pt")

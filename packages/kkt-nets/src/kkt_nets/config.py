@@ -281,10 +281,9 @@ def _coerce(name: str, value: Any, hint: Any) -> Any:
         return None
     if Path in allowed and isinstance(value, str | Path):
         return Path(value)
-    if bool in allowed and isinstance(value, bool):
-        return value
-    if isinstance(value, bool):  # a bool is an int to Python, never here
-        pass
+    if isinstance(value, bool):  # a bool is an int to Python: only for bools
+        if bool in allowed:
+            return value
     elif int in allowed and isinstance(value, int):
         return value
     elif float in allowed and isinstance(value, int | float):

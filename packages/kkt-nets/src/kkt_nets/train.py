@@ -92,8 +92,6 @@ ARCHITECTURE_FLAGS = (
     "bounds_as_rows",
 )
 """Flags a resumed run must share with its checkpoint (they shape the model)."""
-RESUMABLE_FLAGS = ("lr", "weight_decay")
-"""Flags a resumed run may change; the optimizer takes the new values."""
 
 
 class TrainingState:

@@ -392,8 +392,18 @@ def _size(text: str) -> int | list[int]:
     return parts
 
 
-def check_sizes(args: argparse.Namespace, params: dict[str, Any]) -> None:
+def check_sizes(family: str, params: dict[str, Any], count: int, out: Path) -> None:
     """Refuse instances that cannot fit in memory or datasets that cannot fit on disk.
+
+    Parameters
+    ----------
+    family : str
+    params : dict
+        The family's parameters (sizes may be ranges ``[LO, HI]``).
+    count : int
+        Instances of the whole dataset.
+    out : Path
+        Dataset folder (need not exist yet).
 
     Raises
     ------
@@ -403,16 +413,15 @@ def check_sizes(args: argparse.Namespace, params: dict[str, Any]) -> None:
     ValueError
         If the dataset files would not fit on the disk of ``--out``.
     """
-    rows, cols = family_shape(args.family, **resolve_params(params, end=1))
+    rows, cols = family_shape(family, **resolve_params(params, end=1))
     flags = " / ".join(flag_name(flag) for flag in SIZE_FLAGS if flag in params)
     check_memory(
         GENERATION_COPIES * 8 * rows * cols,
-        f"one {rows} x {cols} {args.family} instance",
+        f"one {rows} x {cols} {family} instance",
         flags,
     )
     per_file = 8 * (rows * cols + 3 * rows + 5 * cols) + 4096
-    count = sum(getattr(args, f"n_{split}") for split in SPLITS)
-    folder = args.out
+    folder = out
     while not folder.exists():
         folder = folder.parent
     free = shutil.disk_usage(folder).free
@@ -420,7 +429,7 @@ def check_sizes(args: argparse.Namespace, params: dict[str, Any]) -> None:
         raise ValueError(
             f"{count:,} instances of up to {rows} x {cols} would take about "
             f"{count * per_file / 1e9:.1f} GB, more than the {free / 1e9:.1f} GB "
-            f"free under {args.out}: reduce --n-train / --n-val / --n-test or {flags}"
+            f"free under {out}: reduce --n-train / --n-val / --n-test or {flags}"
         )
 
 
@@ -459,7 +468,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     if args.out.exists() and not args.out.is_dir():
         parser.error(f"--out {args.out} is a file, not a folder")
     try:  # check the values before writing anything
-        check_sizes(args, params)
+        count = sum(getattr(args, f"n_{split}") for split in SPLITS)
+        check_sizes(args.family, params, count, args.out)
         ranged = any(isinstance(value, list) for value in params.values())
         for end in (0, 1) if ranged else (1,):
             generate(
