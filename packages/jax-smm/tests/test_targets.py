@@ -8,8 +8,8 @@ from jax_smm import (
     build_targets_from_samples,
     estimate_moments,
 )
+from jax_smm.compile import flatten_theta
 from jax_smm.features import add_linear_terms, linear_expectations, wire_linear_features
-from jax_smm.graph import flatten_theta
 from jax_smm.targets import compile_targets
 
 

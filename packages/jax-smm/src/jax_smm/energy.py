@@ -12,6 +12,7 @@ from collections.abc import Sequence
 import jax
 import jax.numpy as jnp
 
+from jax_smm.compile import Plan, flatten_theta
 from jax_smm.features import (
     State,
     bin_index,
@@ -19,7 +20,7 @@ from jax_smm.features import (
     state_to_bins,
     validate_states,
 )
-from jax_smm.graph import FactorGraph, Plan, flatten_theta
+from jax_smm.graph import FactorGraph
 
 
 def extended_params(theta_groups: Sequence[jax.Array]) -> jax.Array:

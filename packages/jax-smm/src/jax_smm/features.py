@@ -20,7 +20,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jax_smm.graph import FactorGraph, Plan, Variable
+from jax_smm.compile import Plan
+from jax_smm.graph import FactorGraph, Variable
 
 State = dict[str, jax.Array]
 

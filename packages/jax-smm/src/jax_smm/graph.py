@@ -5,20 +5,20 @@ The model is ``p_theta(x) ∝ exp(sum_f theta_f[x_f])``: a factor's table entry 
 package keeps this sign convention.
 
 A :class:`FactorGraph` is the user-facing description. Building one validates it
-and compiles it into a :class:`Plan`: factor tables stacked by ``(order, shape)``
-into groups, flat integer "wiring" arrays that locate every factor cell inside the
-concatenation of those groups, and a graph coloring in which the variables of one
-factor always get distinct colors (so a color class can be resampled at once).
-The hot path (energy, samplers, moment estimation) only ever sees the plan and the
-parameters; the parameters are arguments, so one compilation serves a whole fit.
+and compiles it (:mod:`jax_smm.compile`) into a :class:`~jax_smm.compile.Plan`:
+factor tables stacked by ``(order, shape)`` into groups, flat integer "wiring"
+arrays that locate every factor cell inside the concatenation of those groups, and
+a graph coloring in which the variables of one factor always get distinct colors
+(so a color class can be resampled at once). The hot path (energy, samplers,
+moment estimation) only ever sees the plan and the parameters; the parameters are
+arguments, so one compilation serves a whole fit.
 """
 
 from __future__ import annotations
 
-import heapq
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Literal
 
 import jax
@@ -28,15 +28,14 @@ import numpy as np
 from jax_smm.checks import (
     INT32_MAX,
     as_float_array,
-    check_fits_in_memory,
     check_float32_interval,
     check_int,
     check_real,
     is_integer,
 )
+from jax_smm.compile import MAX_ORDER, Plan, compile_plan, unflatten_theta
 
 VariableKind = Literal["categorical", "bounded_continuous"]
-MAX_ORDER = 3
 
 
 @dataclass(frozen=True)
@@ -196,173 +195,6 @@ class Factor:
         return len(self.var_ids)
 
 
-@jax.tree_util.register_dataclass
-@dataclass(frozen=True)
-class Plan:
-    """The compiled, immutable description the hot path works on.
-
-    Array fields are pytree leaves; every other field is static and hashable, so
-    an equal plan built anew neither retraces nor breaks ``jit``.
-
-    Attributes
-    ----------
-    group_shapes : tuple of tuple of int
-        Table shape of each factor group (factors stacked by order and shape).
-    group_sizes : tuple of int
-        Number of factors in each group.
-    cards : tuple of int
-        Cardinality (states or bins) of every variable.
-    max_card : int
-        Largest cardinality.
-    cat_vars, cont_vars : tuple of int
-        Variable ids stored in ``state["cat"]`` and ``state["cont"]``, in order.
-    cont_low, cont_high : tuple of float
-        Bounds of the continuous variables, in ``cont_vars`` order.
-    num_colors, color_size : int
-        Number of color classes and the padded size of each.
-    pair_degree, triple_degree, unary_degree : int
-        Padded number of pair, triple and unary incidences per variable.
-    pair_prefix, triple_prefix : tuple of int
-        Per incidence slot ``d``: in every color block, the rows past
-        ``prefix[d]`` have no real incidence in slot ``d`` (rows are ordered by
-        decreasing degree inside a color), so the sampler skips them.
-    factor_vars : int32[F + 1, 3]
-        Variables of every factor in plan order (padded with 0); the extra last
-        factor is padding.
-    factor_strides : int32[F + 1, 3]
-        Row-major strides of each factor's cells (0 for padding).
-    factor_offset : int32[F + 1]
-        Position of each factor's first cell in the flat parameter vector; the
-        padding factor points at cell ``P``, an appended zero.
-    var_factors : int32[n, A]
-        Plan indices of the factors adjacent to each variable (``F`` = padding).
-    row_of_var : int32[n]
-        Row of every variable in the color-blocked sampler layout.
-    var_of_row : int32[R]
-        Variable of each row (``n`` for padding rows).
-    unary_cells : int32[R, D1, K]
-        Flat cell of each unary incidence of a row, per state (``P`` = zero).
-    pair_rows : int32[R, D2]
-        Row of the other variable of each pair incidence.
-    pair_cells : int32[R, D2, K, K]
-        Flat cell ``[state of row, state of other]`` of each pair incidence.
-    triple_rows : int32[R, D3, 2]
-        Rows of the two other variables of each triple incidence.
-    triple_cells : int32[R, D3, K, K, K]
-        Flat cell ``[state of row, state of first, state of second]``.
-    state_mask : float32[R, K]
-        0 for valid states, ``-inf`` for padding states of each row.
-    """
-
-    group_shapes: tuple[tuple[int, ...], ...] = field(metadata={"static": True})
-    group_sizes: tuple[int, ...] = field(metadata={"static": True})
-    cards: tuple[int, ...] = field(metadata={"static": True})
-    max_card: int = field(metadata={"static": True})
-    cat_vars: tuple[int, ...] = field(metadata={"static": True})
-    cont_vars: tuple[int, ...] = field(metadata={"static": True})
-    cont_low: tuple[float, ...] = field(metadata={"static": True})
-    cont_high: tuple[float, ...] = field(metadata={"static": True})
-    num_colors: int = field(metadata={"static": True})
-    color_size: int = field(metadata={"static": True})
-    pair_degree: int = field(metadata={"static": True})
-    triple_degree: int = field(metadata={"static": True})
-    unary_degree: int = field(metadata={"static": True})
-    pair_prefix: tuple[int, ...] = field(metadata={"static": True})
-    triple_prefix: tuple[int, ...] = field(metadata={"static": True})
-    factor_vars: jax.Array
-    factor_strides: jax.Array
-    factor_offset: jax.Array
-    var_factors: jax.Array
-    row_of_var: jax.Array
-    var_of_row: jax.Array
-    unary_cells: jax.Array
-    pair_rows: jax.Array
-    pair_cells: jax.Array
-    triple_rows: jax.Array
-    triple_cells: jax.Array
-    state_mask: jax.Array
-
-    @property
-    def num_vars(self) -> int:
-        """Number of variables."""
-        return len(self.cards)
-
-    @property
-    def num_factors(self) -> int:
-        """Number of factors."""
-        return sum(self.group_sizes)
-
-    @property
-    def num_params(self) -> int:
-        """Length of the flat parameter vector (all factor cells)."""
-        return sum(
-            size * math.prod(shape)
-            for size, shape in zip(self.group_sizes, self.group_shapes, strict=True)
-        )
-
-    @property
-    def num_rows(self) -> int:
-        """Rows of the color-blocked sampler layout."""
-        return self.num_colors * self.color_size
-
-
-def flatten_theta(theta_groups: Sequence[jax.Array]) -> jax.Array:
-    """Concatenate stacked group tables into the flat parameter vector.
-
-    Parameters
-    ----------
-    theta_groups : sequence of arrays
-        One ``(F_g, *shape_g)`` array per factor group.
-
-    Returns
-    -------
-    jax.Array
-        ``float32[P]``, the cells of every factor in plan order.
-    """
-    return jnp.concatenate([jnp.ravel(t) for t in theta_groups])
-
-
-def unflatten_theta(plan: Plan, flat: jax.Array) -> tuple[jax.Array, ...]:
-    """Split a flat vector (parameters or moments) into stacked group tables."""
-    out, start = [], 0
-    for size, shape in zip(plan.group_sizes, plan.group_shapes, strict=True):
-        stop = start + size * math.prod(shape)
-        out.append(flat[start:stop].reshape((size, *shape)))
-        start = stop
-    return tuple(out)
-
-
-def dsatur_coloring(neighbors: Sequence[set[int]]) -> list[int]:
-    """Color a graph greedily by saturation degree (DSATUR).
-
-    Parameters
-    ----------
-    neighbors : sequence of set of int
-        Adjacency sets of an undirected graph.
-
-    Returns
-    -------
-    list of int
-        A color per vertex; adjacent vertices get different colors.
-    """
-    n = len(neighbors)
-    colors = [-1] * n
-    seen: list[set[int]] = [set() for _ in range(n)]
-    heap = [(0, -len(neighbors[v]), v) for v in range(n)]
-    heapq.heapify(heap)
-    while heap:
-        neg_sat, _, vertex = heapq.heappop(heap)
-        if colors[vertex] >= 0 or -neg_sat != len(seen[vertex]):
-            continue  # stale entry: already colored or saturation has grown
-        color = next(c for c in range(n) if c not in seen[vertex])
-        colors[vertex] = color
-        for u in neighbors[vertex]:
-            if colors[u] < 0 and color not in seen[u]:
-                seen[u].add(color)
-                heapq.heappush(heap, (-len(seen[u]), -len(neighbors[u]), u))
-    return colors
-
-
 class FactorGraph:
     """A sparse factor graph over categorical and bounded continuous variables.
 
@@ -445,7 +277,7 @@ class FactorGraph:
         self._by_scope: dict[frozenset[int], int] = {}
         for i, f in enumerate(factors):
             self._by_scope.setdefault(frozenset(f.var_ids), i)
-        self.plan, self._plan_order = _compile(self.variables, factors)
+        self.plan, self._plan_order = compile_plan(self.variables, factors)
         order = [pos for members in self._plan_order for pos in members]
         self._plan_index = {ids[pos]: i for i, pos in enumerate(order)}
         self.theta_groups = self._stack(f.theta for f in factors)
@@ -610,190 +442,3 @@ jax.tree_util.register_pytree_node(
     lambda g: ((g.plan, g.theta_groups), g._structure),
     lambda structure, children: structure.prototype._replace(*children),
 )
-
-
-def plan_bytes(num_rows: int, max_card: int, degrees: dict[int, int]) -> int:
-    """Bytes of a plan's padded incidence tables and of their gathered values.
-
-    Parameters
-    ----------
-    num_rows : int
-        Rows of the color-blocked layout.
-    max_card : int
-        Largest cardinality ``K`` (every table is padded to it).
-    degrees : dict of int to int
-        Incidence slots per row for orders 1, 2 and 3.
-
-    Returns
-    -------
-    int
-        ``int32`` cells plus the ``float32`` tables a sampler gathers from them.
-    """
-    per_row = sum(d * (max_card**o + o) for o, d in degrees.items()) + max_card
-    return 2 * 4 * num_rows * per_row
-
-
-def _compile(
-    variables: Sequence[Variable], factors: Sequence[Factor]
-) -> tuple[Plan, tuple[tuple[int, ...], ...]]:
-    """Compile variables and factors into a :class:`Plan` (host-side, NumPy)."""
-    n = len(variables)
-    cards = tuple(v.cardinality for v in variables)
-    k = max(cards)
-
-    # Groups by (order, shape), in order of first appearance.
-    groups: dict[tuple[int, ...], list[int]] = {}
-    for pos, f in enumerate(factors):
-        groups.setdefault(f.table_shape, []).append(pos)
-    plan_order = tuple(tuple(m) for m in groups.values())
-    order = [pos for members in plan_order for pos in members]
-    num_f = len(order)
-    num_cells = sum(math.prod(f.table_shape) for f in factors)
-    if num_cells >= INT32_MAX:
-        raise ValueError(
-            f"factors: the graph has {num_cells} factor cells; the int32 wiring "
-            f"holds at most {INT32_MAX - 1}"
-        )
-
-    factor_vars = np.zeros((num_f + 1, MAX_ORDER), np.int32)
-    factor_strides = np.zeros((num_f + 1, MAX_ORDER), np.int32)
-    factor_offset = np.zeros(num_f + 1, np.int32)
-    offset = 0
-    for i, pos in enumerate(order):
-        f = factors[pos]
-        strides = np.cumprod((*f.table_shape[1:], 1)[::-1])[::-1]
-        factor_vars[i, : f.order] = f.var_ids
-        factor_strides[i, : f.order] = strides
-        factor_offset[i] = offset
-        offset += math.prod(f.table_shape)
-    num_params = offset
-    zero_cell = num_params  # index of an appended 0.0 used for padding
-    factor_offset[num_f] = zero_cell
-
-    # Adjacency (plan indices) and the interaction graph.
-    adjacent: list[list[int]] = [[] for _ in range(n)]
-    neighbors: list[set[int]] = [set() for _ in range(n)]
-    for i, pos in enumerate(order):
-        scope = factors[pos].var_ids
-        for v in scope:
-            adjacent[v].append(i)
-            neighbors[v].update(u for u in scope if u != v)
-    degree = max(1, max(len(a) for a in adjacent))
-    var_factors = np.full((n, degree), num_f, np.int32)
-    for v, adj in enumerate(adjacent):
-        var_factors[v, : len(adj)] = adj
-
-    # Color classes, each padded to the largest, laid out as row blocks; inside
-    # a block, rows go by decreasing (pair, triple) degree so the sampler can
-    # stop each incidence slot at the last row that has one.
-    colors = dsatur_coloring(neighbors)
-    num_colors = max(colors) + 1
-    order_degree = [[0, 0] for _ in range(n)]
-    for pos in order:
-        if factors[pos].order > 1:
-            for v in factors[pos].var_ids:
-                order_degree[v][factors[pos].order - 2] += 1
-    members_of = [
-        sorted(
-            (v for v in range(n) if colors[v] == c),
-            key=lambda v: (-sum(order_degree[v]), -order_degree[v][0], v),
-        )
-        for c in range(num_colors)
-    ]
-    color_size = max(len(m) for m in members_of)
-    num_rows = num_colors * color_size
-    row_of_var = np.zeros(n, np.int32)
-    var_of_row = np.full(num_rows, n, np.int32)
-    for c, members in enumerate(members_of):
-        for j, v in enumerate(members):
-            row_of_var[v] = c * color_size + j
-            var_of_row[c * color_size + j] = v
-
-    # Incidences: for each variable, the cells of each adjacent factor oriented so
-    # that the variable's own state is the first axis.
-    incid: dict[int, list[list[tuple[tuple[int, ...], np.ndarray]]]] = {
-        1: [[] for _ in range(n)],
-        2: [[] for _ in range(n)],
-        3: [[] for _ in range(n)],
-    }
-    for i, pos in enumerate(order):
-        f = factors[pos]
-        cells = factor_offset[i] + np.arange(math.prod(f.table_shape)).reshape(
-            f.table_shape
-        )
-        for axis, v in enumerate(f.var_ids):
-            others = tuple(u for u in f.var_ids if u != v)
-            perm = (axis, *(a for a in range(f.order) if a != axis))
-            incid[f.order][v].append((others, np.transpose(cells, perm)))
-
-    degrees = {o: max(len(lst) for lst in incid[o]) for o in (1, 2, 3)}
-    degrees[1] = max(degrees[1], 1)  # the sampler always reads a unary slot
-    check_fits_in_memory(
-        f"the graph's compiled sampler tables ({num_rows} rows, incidence slots "
-        f"{degrees[1]} unary x K, {degrees[2]} pair x K^2, {degrees[3]} triple x "
-        f"K^3, K = {k}: the largest cardinality pads every table)",
-        plan_bytes(num_rows, k, degrees),
-    )
-
-    def padded(order_: int) -> tuple[int, np.ndarray, np.ndarray]:
-        """Rows and cells of every incidence of one order; nothing if unused."""
-        deg = degrees[order_]
-        rows = np.zeros((num_rows, deg, max(order_ - 1, 1)), np.int32)
-        cells = np.full((num_rows, deg) + (k,) * order_, zero_cell, np.int32)
-        for v in range(n):
-            r = row_of_var[v]
-            for d, (others, table) in enumerate(incid[order_][v]):
-                rows[r, d, : len(others)] = [row_of_var[u] for u in others]
-                cells[(r, d, *(slice(0, s) for s in table.shape))] = table
-        return deg, rows, cells
-
-    unary_degree, _, unary_cells = padded(1)
-    pair_degree, pair_rows, pair_cells = padded(2)
-    triple_degree, triple_rows, triple_cells = padded(3)
-
-    def prefix(order_: int, degree: int) -> tuple[int, ...]:
-        """Per slot, the largest end (over color blocks) of its real rows."""
-        ends = [0] * degree
-        for members in members_of:
-            for j, v in enumerate(members):
-                for d in range(order_degree[v][order_ - 2]):
-                    ends[d] = max(ends[d], j + 1)
-        return tuple(ends)
-
-    state_mask = np.full((num_rows, k), -np.inf, np.float32)
-    state_mask[:, 0] = 0.0  # padding rows hold state 0
-    for v in range(n):
-        state_mask[row_of_var[v], : cards[v]] = 0.0
-
-    cat_vars = tuple(i for i, v in enumerate(variables) if not v.is_continuous)
-    cont_vars = tuple(i for i, v in enumerate(variables) if v.is_continuous)
-    plan = Plan(
-        group_shapes=tuple(groups),
-        group_sizes=tuple(len(m) for m in plan_order),
-        cards=cards,
-        max_card=k,
-        cat_vars=cat_vars,
-        cont_vars=cont_vars,
-        cont_low=tuple(float(variables[i].low) for i in cont_vars),
-        cont_high=tuple(float(variables[i].high) for i in cont_vars),
-        num_colors=num_colors,
-        color_size=color_size,
-        pair_degree=pair_degree,
-        triple_degree=triple_degree,
-        unary_degree=unary_degree,
-        pair_prefix=prefix(2, pair_degree),
-        triple_prefix=prefix(3, triple_degree),
-        factor_vars=jnp.asarray(factor_vars),
-        factor_strides=jnp.asarray(factor_strides),
-        factor_offset=jnp.asarray(factor_offset),
-        var_factors=jnp.asarray(var_factors),
-        row_of_var=jnp.asarray(row_of_var),
-        var_of_row=jnp.asarray(var_of_row),
-        unary_cells=jnp.asarray(unary_cells),
-        pair_rows=jnp.asarray(pair_rows[..., 0]),
-        pair_cells=jnp.asarray(pair_cells),
-        triple_rows=jnp.asarray(triple_rows),
-        triple_cells=jnp.asarray(triple_cells),
-        state_mask=jnp.asarray(state_mask),
-    )
-    return plan, plan_order

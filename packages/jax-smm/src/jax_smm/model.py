@@ -33,12 +33,13 @@ from jax_smm.checks import (
     check_int,
     format_bytes,
 )
+from jax_smm.compile import Plan
 from jax_smm.config import SMMConfig, as_config
 from jax_smm.couplings import coupling_scores, top_couplings
 from jax_smm.diagnostics import MAX_ENUMERATION_STATES, exact_marginals, joint_size
 from jax_smm.energy import energy, extended_params
 from jax_smm.features import State, estimate_moments, validate_states
-from jax_smm.graph import FactorGraph, Plan
+from jax_smm.graph import FactorGraph
 from jax_smm.mcmc.buffer import (
     KernelLike,
     bytes_per_chain,

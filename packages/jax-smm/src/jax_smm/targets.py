@@ -22,6 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jax_smm.checks import as_float_array
+from jax_smm.compile import Plan
 from jax_smm.features import (
     LinearFeature,
     LinearWiring,
@@ -31,7 +32,7 @@ from jax_smm.features import (
     validate_states,
     wire_linear_features,
 )
-from jax_smm.graph import FactorGraph, Plan
+from jax_smm.graph import FactorGraph
 
 MARGINAL_TOLERANCE = 1e-4
 CONSISTENCY_TOLERANCE = 1e-3

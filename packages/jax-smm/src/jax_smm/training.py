@@ -23,6 +23,7 @@ import optax
 from jax import lax
 from tqdm.auto import tqdm
 
+from jax_smm.compile import Plan, flatten_theta, unflatten_theta
 from jax_smm.config import SMMConfig, as_config
 from jax_smm.diagnostics import unmatched_targets
 from jax_smm.features import (
@@ -32,7 +33,7 @@ from jax_smm.features import (
     linear_expectations,
     validate_states,
 )
-from jax_smm.graph import FactorGraph, Plan, flatten_theta, unflatten_theta
+from jax_smm.graph import FactorGraph
 from jax_smm.mcmc.buffer import PersistentBuffer, resolve_kernel
 from jax_smm.mcmc.hybrid import HybridGibbs
 from jax_smm.targets import (

@@ -11,9 +11,10 @@ import jax
 import jax.numpy as jnp
 
 from jax_smm.checks import as_key, check_fits_in_memory, check_int, format_bytes
+from jax_smm.compile import Plan
 from jax_smm.energy import extended_params
 from jax_smm.features import State
-from jax_smm.graph import FactorGraph, Plan
+from jax_smm.graph import FactorGraph
 from jax_smm.mcmc.hybrid import HybridGibbs, HybridInfo
 from jax_smm.mcmc.kernels import ChromaticGibbs, SequentialGibbs
 

@@ -40,7 +40,7 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-from jax_smm.graph import Plan
+from jax_smm.compile import Plan
 
 UNROLLED_DEGREE = 16
 SELECT_MAX_CARD = 8

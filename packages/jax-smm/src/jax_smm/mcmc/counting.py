@@ -32,7 +32,7 @@ from typing import Literal, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from jax_smm.graph import Plan
+from jax_smm.compile import Plan
 from jax_smm.mcmc.conditionals import ChainState, onehot_rows, pair_path
 
 CountMethod = Literal["gram", "binary", "scatter"]

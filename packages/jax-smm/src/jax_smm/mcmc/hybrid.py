@@ -18,8 +18,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jax_smm.compile import Plan
 from jax_smm.features import State, bins_to_state, state_to_bins
-from jax_smm.graph import Plan
 from jax_smm.mcmc.kernels import ChromaticGibbs, SequentialGibbs
 
 

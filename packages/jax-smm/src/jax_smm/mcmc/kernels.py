@@ -31,9 +31,10 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
+from jax_smm.compile import Plan
 from jax_smm.energy import extended_params
 from jax_smm.features import State, bins_to_state, state_to_bins
-from jax_smm.graph import FactorGraph, Plan
+from jax_smm.graph import FactorGraph
 from jax_smm.mcmc import counting, threefry
 from jax_smm.mcmc.conditionals import (
     ChainState,
