@@ -38,6 +38,7 @@ from jaxtyping import Array
 from tfmpe.estimators.flow_matching import FlowMatchingEstimator
 from tfmpe.estimators.layout import check_keys
 from tfmpe.preprocessing.tokens import Tokens
+from tfmpe.rng import as_rng_key
 
 
 @dataclass(frozen=True)
@@ -175,8 +176,9 @@ class FactorisedPosterior:
                 f"{observation.sample_shape}"
             )
         n_proposals = 2 * n if n_proposals is None else n_proposals
-        key = jax.random.key(rng_key) if isinstance(rng_key, int) else rng_key
-        k_factor, k_proposal, k_resample, k_local = jax.random.split(key, 4)
+        factor_rng_key, proposal_rng_key, resample_rng_key, local_rng_key = (
+            jax.random.split(as_rng_key(rng_key), 4)
+        )
         data = observation.decode()
         n_groups = int(data[self.data_keys[0]].shape[0])
         spec = self.global_independence
@@ -185,7 +187,9 @@ class FactorisedPosterior:
         template = {k: data[k] for k in self.global_keys}
         placeholder = {k: v[None] for k, v in template.items()}
         group_tokens = self._group_tokens(observation, placeholder, spec)
-        draws = self.global_estimator.sample(group_tokens, n=256, rng_key=k_factor)
+        draws = self.global_estimator.sample(
+            group_tokens, n=256, rng_key=factor_rng_key
+        )
         flat = jnp.concatenate(
             [draws[k].reshape(256, n_groups, -1) for k in self.global_keys], axis=-1
         )  # (256, K, d)
@@ -200,7 +204,7 @@ class FactorisedPosterior:
         sd = widen / np.sqrt(precision)
 
         # 2. importance weights of proposals with the flows' exact densities
-        z = np.asarray(jax.random.normal(k_proposal, (n_proposals, mean.size)))
+        z = np.asarray(jax.random.normal(proposal_rng_key, (n_proposals, mean.size)))
         proposals = mean + sd * z
         log_proposal = (-0.5 * z**2 - np.log(sd) - 0.5 * math.log(2 * math.pi)).sum(1)
         values = self._unflatten(jnp.asarray(proposals, jnp.float32), template)
@@ -222,12 +226,12 @@ class FactorisedPosterior:
                 RuntimeWarning,
                 stacklevel=2,
             )
-        index = np.asarray(jax.random.choice(k_resample, n_proposals, (n,), p=w))
+        index = np.asarray(jax.random.choice(resample_rng_key, n_proposals, (n,), p=w))
         chosen = {k: v[index] for k, v in values.items()}
 
         # 3. each group's local keys given its global sample
         local_tokens = self._group_tokens(observation, chosen, self.local_independence)
-        local = self.local_estimator.sample(local_tokens, n=1, rng_key=k_local)
+        local = self.local_estimator.sample(local_tokens, n=1, rng_key=local_rng_key)
         samples = dict(chosen)
         for key in self.local_keys:
             value = local[key][0]  # (n * K, 1, ...)
