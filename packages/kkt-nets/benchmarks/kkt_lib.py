@@ -76,10 +76,8 @@ def run(
         description) and ``test_strict``.
     """
     out = work / "runs" / re.sub(r"[^a-z0-9]+", "_", label.lower())
-    config = parse_config(
-        ["--data-dir", str(data), "--out-dir", str(out), "--overwrite", "--quiet",
-         *flags]
-    )  # fmt: skip
+    paths = ["--data-dir", str(data), "--out-dir", str(out)]
+    config = parse_config([*paths, "--overwrite", "--quiet", *flags])
     log(f"training {label} ({' '.join(flags)})")
     done = train(config).to_dict()
     record: dict[str, Any] = {
