@@ -109,10 +109,10 @@ def test_binary_draw_is_the_sigmoid_of_the_logit_difference(monkeypatch, make_gr
     size = plan.color_size
 
     @jax.jit
-    def draws_and_logits(groups, bins, key):
+    def draws_and_logits(groups, bins, rng_key):
         tables = conditionals.sampler_tables(plan, extended_params(groups))
         rows = bins_to_rows(plan, bins)
-        uniforms = jax.random.uniform(key, (plan.num_colors, size, bins.shape[0]))
+        uniforms = jax.random.uniform(rng_key, (plan.num_colors, size, bins.shape[0]))
         new = [
             conditionals.binary_block_draw(
                 plan,
@@ -189,11 +189,11 @@ def test_paths_sample_exact_distribution(path, monkeypatch, make_graph, referenc
     plan, kernel = graph.plan, ChromaticGibbs()
 
     @jax.jit
-    def run(groups, bins, key):
+    def run(groups, bins, rng_key):
         theta_ext = extended_params(groups)
-        burn_key, key = jax.random.split(key)
-        bins, _, _ = kernel.sample_bins(plan, theta_ext, bins, burn_key, 20)
-        return kernel.sample_bins(plan, theta_ext, bins, key, 300)
+        burn_rng_key, rng_key = jax.random.split(rng_key)
+        bins, _, _ = kernel.sample_bins(plan, theta_ext, bins, burn_rng_key, 20)
+        return kernel.sample_bins(plan, theta_ext, bins, rng_key, 300)
 
     _, counts, info = run(
         graph.theta_groups, random_bins(graph, 512, 6), jax.random.key(0)

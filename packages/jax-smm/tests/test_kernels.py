@@ -59,13 +59,15 @@ def test_public_gibbs_sweep_samples_exact_distribution(mixed_graph, reference):
     init = PersistentBuffer.initialize(mixed_graph, 256, 0).get_states()
 
     @jax.jit
-    def run(states, key):
-        def body(states, key):
-            keys = jax.random.split(key, states["cat"].shape[0])
-            states = jax.vmap(lambda s, k: gibbs_sweep(mixed_graph, s, k))(states, keys)
+    def run(states, rng_key):
+        def body(states, rng_key):
+            rng_keys = jax.random.split(rng_key, states["cat"].shape[0])
+            states = jax.vmap(lambda s, rng_key: gibbs_sweep(mixed_graph, s, rng_key))(
+                states, rng_keys
+            )
             return states, states
 
-        return jax.lax.scan(body, states, jax.random.split(key, 300))[1]
+        return jax.lax.scan(body, states, jax.random.split(rng_key, 300))[1]
 
     samples = run(init, jax.random.key(4))
     samples = jax.tree.map(lambda a: a[20:], samples)
@@ -83,8 +85,10 @@ def test_gibbs_update_draws_the_full_conditional(make_graph):
     logits = pair[1] + unary
     p1 = np.exp(logits[1]) / np.exp(logits).sum()
     state = {"cat": jnp.asarray([1, 0], jnp.int32), "cont": jnp.zeros(0)}
-    keys = jax.random.split(jax.random.key(0), 20000)
-    draws = jax.vmap(lambda k: gibbs_update(graph, state, 1, k)["cat"])(keys)
+    rng_keys = jax.random.split(jax.random.key(0), 20000)
+    draws = jax.vmap(lambda rng_key: gibbs_update(graph, state, 1, rng_key)["cat"])(
+        rng_keys
+    )
     assert np.all(np.asarray(draws[:, 0]) == 1)  # x0 untouched
     assert abs(float(draws[:, 1].mean()) - p1) < 0.015
 
@@ -163,10 +167,12 @@ def test_high_degree_hub_samples_exact_distribution(kernel, make_graph):
 def test_threefry_matches_jax_and_is_uniform():
     from jax.extend.random import threefry_2x32
 
-    key = jnp.asarray([0x13198A2E, 0x03707344], jnp.uint32)
+    rng_key = jnp.asarray([0x13198A2E, 0x03707344], jnp.uint32)
     counts = jnp.arange(64, dtype=jnp.uint32)
-    y0, y1 = threefry.threefry2x32(key[0], key[1], counts[:32], counts[32:])
-    np.testing.assert_array_equal(np.concatenate([y0, y1]), threefry_2x32(key, counts))
+    y0, y1 = threefry.threefry2x32(rng_key[0], rng_key[1], counts[:32], counts[32:])
+    np.testing.assert_array_equal(
+        np.concatenate([y0, y1]), threefry_2x32(rng_key, counts)
+    )
     u = np.asarray(threefry.uniform(jax.random.key(3), (400, 250)))
     assert u.min() >= 0.0 and u.max() < 1.0
     hist, _ = np.histogram(u, bins=10, range=(0, 1))
@@ -183,9 +189,9 @@ def test_buffer_is_a_pytree_that_threads_through_jit_and_scan(mixed_graph):
 
     @jax.jit
     def advance(buffer):
-        def body(buf, key):
+        def body(buf, rng_key):
             states, counts, _ = kernel.step(
-                mixed_graph.plan, theta_ext, buf.states, key, 1
+                mixed_graph.plan, theta_ext, buf.states, rng_key, 1
             )
             return PersistentBuffer(states, buf.rng_keys), counts
 

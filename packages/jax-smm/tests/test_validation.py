@@ -1,4 +1,4 @@
-"""Bad input is refused with an error naming the argument (issue 13's list)."""
+"""Bad input is refused with an error naming the argument."""
 
 import warnings
 
@@ -159,7 +159,7 @@ def test_fit_accepts_a_dict_config_and_returns_a_fit_history(binary_pair):
 
 
 def test_keys_tables_and_foreign_targets(binary_pair, mixed_graph, tmp_path):
-    with pytest.raises(ValueError, match="rng must be a JAX PRNG key"):
+    with pytest.raises(ValueError, match="rng_key must be a JAX PRNG key"):
         PersistentBuffer.initialize(binary_pair, 8, None)
     with pytest.raises(ValueError, match=r"marginal_tables\[0\] must be a numeric"):
         build_targets_from_marginals(binary_pair, {0: np.array(["0.5", "0.5"])})
@@ -210,10 +210,10 @@ def test_a_stale_buffer_refuses_get_states(binary_pair):
     with pytest.raises(RuntimeError, match="sample_step returns the new one"):
         buffer.get_states()  # would return the states from before the step
     assert new.get_states()["cat"].shape == start["cat"].shape
-    newer, _, _ = new.sample_step(binary_pair, rng=jax.random.key(3))
+    newer, _, _ = new.sample_step(binary_pair, rng_key=jax.random.key(3))
     assert newer.get_states() is newer.states
-    with pytest.raises(ValueError, match="rng must be a JAX PRNG key"):
-        newer.sample_step(binary_pair, rng="key")
+    with pytest.raises(ValueError, match="rng_key must be a JAX PRNG key"):
+        newer.sample_step(binary_pair, rng_key="key")
 
 
 def test_a_graph_is_a_jit_argument_and_tables_do_not_retrace(make_graph):

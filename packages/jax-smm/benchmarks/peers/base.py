@@ -39,6 +39,6 @@ class CompiledSampler:
         self._step()
 
     def run(self, call: int) -> None:
-        """Run one timed call (``call`` is unused; keys advance per call)."""
+        """Run one timed call (``call`` is unused; PRNG keys advance per call)."""
         del call
         self._step()

@@ -39,9 +39,9 @@ class OursSampler(CompiledSampler):
     n_sweeps : int
         Sweeps per call (static under ``jit``).
     n_calls : int
-        Number of calls (warm-up included) to prepare keys for.
+        Number of calls (warm-up included) to prepare rng_keys for.
     seed : int
-        Seed of the JAX random key.
+        Seed of the JAX PRNG keys.
     with_counts : bool
         Also accumulate and return the factor-cell counts and move rates (the
         sampler is then named ``ours_counts``).
@@ -62,22 +62,22 @@ class OursSampler(CompiledSampler):
         self.plan = self.graph.plan
         self.theta_ext = extended_params(self.graph.theta_groups)
         self.bins = jnp.asarray(init, jnp.int32)
-        base_key = jax.random.key(seed)
-        self.keys = [jax.random.fold_in(base_key, i) for i in range(n_calls)]
-        jax.block_until_ready((self.theta_ext, self.bins, self.keys))
+        base_rng_key = jax.random.key(seed)
+        self.rng_keys = [jax.random.fold_in(base_rng_key, i) for i in range(n_calls)]
+        jax.block_until_ready((self.theta_ext, self.bins, self.rng_keys))
         self.setup_s = time.perf_counter() - start
         kernel = ChromaticGibbs()
 
-        def call(plan, theta_ext, bins, key, n_sweeps):
+        def call(plan, theta_ext, bins, rng_key, n_sweeps):
             new_bins, counts, info = kernel.sample_bins(
-                plan, theta_ext, bins, key, n_sweeps, accumulate=with_counts
+                plan, theta_ext, bins, rng_key, n_sweeps, accumulate=with_counts
             )
             extra = (counts, info.move_rate) if with_counts else ()
             return new_bins, extra
 
         start = time.perf_counter()
         lowered = jax.jit(call, static_argnames="n_sweeps").lower(
-            self.plan, self.theta_ext, self.bins, self.keys[0], n_sweeps=n_sweeps
+            self.plan, self.theta_ext, self.bins, self.rng_keys[0], n_sweeps=n_sweeps
         )
         self._compiled = lowered.compile()
         self.compile_s: float | None = time.perf_counter() - start
@@ -90,7 +90,7 @@ class OursSampler(CompiledSampler):
 
     def _step(self) -> None:
         out = self._compiled(
-            self.plan, self.theta_ext, self.bins, self.keys[self._calls]
+            self.plan, self.theta_ext, self.bins, self.rng_keys[self._calls]
         )
         jax.block_until_ready(out)
         self.bins = out[0]

@@ -41,7 +41,7 @@ class NumpySampler:
         n_calls: int,
         seed: int,
     ) -> None:
-        del n_calls  # no keys to prepare: one generator serves every call
+        del n_calls  # no PRNG keys to prepare: one generator serves every call
         start = time.perf_counter()
         self.k = model.num_states
         self.n_sweeps = n_sweeps

@@ -60,9 +60,9 @@ class ThrmlSampler(CompiledSampler):
     n_sweeps : int
         Sweeps per call (thrml's ``n_warmup`` with a single observed sample).
     n_calls : int
-        Number of calls (warm-up included) to prepare keys for.
+        Number of calls (warm-up included) to prepare rng_keys for.
     seed : int
-        Seed of the JAX random key.
+        Seed of the JAX PRNG keys.
     """
 
     name = "thrml"
@@ -122,10 +122,10 @@ class ThrmlSampler(CompiledSampler):
             self.dtype = jnp.uint8
         self.ebm = ebm
         self.state = [self._to_thrml(init[:, s]) for s in self.sites]
-        base_key = jax.random.key(seed)
-        self.keys = [jax.random.fold_in(base_key, i) for i in range(n_calls)]
+        base_rng_key = jax.random.key(seed)
+        self.rng_keys = [jax.random.fold_in(base_rng_key, i) for i in range(n_calls)]
         self.arrays, static = eqx.partition(program, eqx.is_array)
-        jax.block_until_ready((self.state, self.keys, self.arrays))
+        jax.block_until_ready((self.state, self.rng_keys, self.arrays))
         self.setup_s = time.perf_counter() - start
 
         schedule = thrml.SamplingSchedule(
@@ -133,19 +133,19 @@ class ThrmlSampler(CompiledSampler):
         )
         blocks = self.blocks
 
-        def call(arrays, key, states):
+        def call(arrays, rng_key, states):
             prog = eqx.combine(arrays, static)
 
-            def one_chain(chain_key, chain_states):
+            def one_chain(chain_rng_key, chain_states):
                 out = thrml.sample_states(
-                    chain_key, prog, schedule, list(chain_states), [], blocks
+                    chain_rng_key, prog, schedule, list(chain_states), [], blocks
                 )
                 return [o[0] for o in out]  # drop the n_samples = 1 axis
 
-            return jax.vmap(one_chain)(jax.random.split(key, chains), states)
+            return jax.vmap(one_chain)(jax.random.split(rng_key, chains), states)
 
         start = time.perf_counter()
-        lowered = jax.jit(call).lower(self.arrays, self.keys[0], self.state)
+        lowered = jax.jit(call).lower(self.arrays, self.rng_keys[0], self.state)
         self._compiled = lowered.compile()
         self.compile_s: float | None = time.perf_counter() - start
         self._calls = 0
@@ -156,7 +156,7 @@ class ThrmlSampler(CompiledSampler):
         return jnp.asarray(states, jnp.uint8)
 
     def _step(self) -> None:
-        out = self._compiled(self.arrays, self.keys[self._calls], self.state)
+        out = self._compiled(self.arrays, self.rng_keys[self._calls], self.state)
         jax.block_until_ready(out)
         self.state = list(out)
         self._calls += 1

@@ -67,7 +67,7 @@ def bin_index(
 
 
 def uniform_in_bin(
-    key: jax.Array,
+    rng_key: jax.Array,
     bins: jax.Array,
     low: jax.Array,
     high: jax.Array,
@@ -79,7 +79,7 @@ def uniform_in_bin(
     everything else, so this draw is exact.
     """
     width = (high - low) / num_bins
-    u = jax.random.uniform(key, jnp.shape(bins), jnp.float32)
+    u = jax.random.uniform(rng_key, jnp.shape(bins), jnp.float32)
     value = low + (bins + u) * width
     return jnp.clip(value, low, high).astype(jnp.float32)
 
@@ -197,7 +197,7 @@ def state_to_bins(plan: Plan, state: State) -> jax.Array:
 
 
 def bins_to_state(
-    plan: Plan, bins: jax.Array, key: jax.Array, previous: State | None = None
+    plan: Plan, bins: jax.Array, rng_key: jax.Array, previous: State | None = None
 ) -> State:
     """Turn per-variable bins back into a state pytree.
 
@@ -210,7 +210,7 @@ def bins_to_state(
     if not plan.cont_vars:
         return {"cat": cat, "cont": jnp.zeros((*bins.shape[:-1], 0), jnp.float32)}
     low, high, nb = _cont_arrays(plan)
-    fresh = uniform_in_bin(key, cont_bins, low, high, nb)
+    fresh = uniform_in_bin(rng_key, cont_bins, low, high, nb)
     if previous is not None:
         old = jnp.asarray(previous["cont"], jnp.float32)
         fresh = jnp.where(bin_index(old, low, high, nb) == cont_bins, old, fresh)

@@ -61,7 +61,7 @@ def _draw(
     kernel: HybridGibbs,
     theta_ext: jax.Array,
     states: State,
-    key: jax.Array,
+    rng_key: jax.Array,
     burn_in: jax.Array,
     sweeps: jax.Array,
     rounds: int,
@@ -83,7 +83,7 @@ def _draw(
     def sweep(t: jax.Array, carry: tuple[State, State]) -> tuple[State, State]:
         states, out = carry
         states, _, _ = kernel.step(
-            plan, theta_ext, states, jax.random.fold_in(key, t), 1
+            plan, theta_ext, states, jax.random.fold_in(rng_key, t), 1
         )
         done = t + 1 - burn_in  # sweeps since the burn-in
         keep = (done > 0) & (done % sweeps == 0)
@@ -177,7 +177,7 @@ class MaxEntModel:
         averages but does not bias them. Stored chains of a fit are already
         near the model, so a short ``burn_in`` suffices; from random states,
         slowly mixing models need a longer one. The stored chains are not
-        changed, so the same key gives the same samples.
+        changed, so the same rng_key gives the same samples.
 
         Parameters
         ----------
@@ -208,7 +208,7 @@ class MaxEntModel:
         n = check_int("n", n, 1)
         sweeps = check_int("sweeps", sweeps, 1)
         burn_in = check_int("burn_in", burn_in, 0)
-        key = as_key("rng_key", rng_key)
+        rng_key = as_key("rng_key", rng_key)
         resolved = resolve_kernel(kernel)
         if initial_states is not None:
             validate_states(self.graph, initial_states, "initial_states")
@@ -224,11 +224,11 @@ class MaxEntModel:
             f"{format_bytes(per_chain)} per chain)",
             chains * per_chain + rounds * chains * state_bytes,
         )
-        pick_key, run_key = jax.random.split(key)
+        pick_rng_key, run_rng_key = jax.random.split(rng_key)
         if start is None:
-            states = random_states(plan, chains, pick_key)
+            states = random_states(plan, chains, pick_rng_key)
         else:
-            pick = jax.random.permutation(pick_key, stored)[:chains]
+            pick = jax.random.permutation(pick_rng_key, stored)[:chains]
             states = {
                 "cat": jnp.asarray(start["cat"], jnp.int32)[pick],
                 "cont": jnp.asarray(
@@ -241,7 +241,7 @@ class MaxEntModel:
             resolved,
             theta_ext,
             states,
-            run_key,
+            run_rng_key,
             jnp.int32(burn_in),
             jnp.int32(sweeps),
             rounds,

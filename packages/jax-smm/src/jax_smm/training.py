@@ -95,7 +95,7 @@ class _Carry(NamedTuple):
     params: dict[str, jax.Array]
     opt_state: Any
     states: State
-    key: jax.Array
+    rng_key: jax.Array
     iteration: jax.Array
     average: dict[str, jax.Array]
 
@@ -113,11 +113,11 @@ def _step(
     carry: _Carry,
 ) -> tuple[_Carry, tuple[jax.Array, ...]]:
     """One SMM iteration: sample, estimate moments, take an optimizer step."""
-    params, opt_state, states, key, iteration, average = carry
-    key, sample_key = jax.random.split(key)
+    params, opt_state, states, rng_key, iteration, average = carry
+    rng_key, sample_rng_key = jax.random.split(rng_key)
     theta_ext = jnp.append(effective_theta(params, targets), 0.0)
     states, counts, _ = spec.kernel.step(
-        plan, theta_ext, states, sample_key, spec.n_sweeps
+        plan, theta_ext, states, sample_rng_key, spec.n_sweeps
     )
     model = counts / (spec.n_sweeps * states["cat"].shape[0])
     residual = (targets.values - model) * targets.mask
@@ -145,7 +145,7 @@ def _step(
     num_targets = jnp.sum(targets.mask) + lin_residual.shape[0]
     max_error = jnp.max(errors, initial=0.0)
     mean_error = jnp.sum(errors) / jnp.maximum(num_targets, 1.0)
-    carry = _Carry(params, opt_state, states, key, iteration + 1.0, average)
+    carry = _Carry(params, opt_state, states, rng_key, iteration + 1.0, average)
     return carry, (max_error, mean_error, finite)
 
 
@@ -293,10 +293,10 @@ def fit_smm(
             np.floor((1.0 - config.average_fraction) * config.num_iterations)
         ),
     )
-    key = jax.random.key(config.seed)
+    rng_key = jax.random.key(config.seed)
     if initial_states is None:
-        buffer = PersistentBuffer.initialize(graph, config.num_chains, key)
-        states, key = buffer.states, buffer.rng_keys
+        buffer = PersistentBuffer.initialize(graph, config.num_chains, rng_key)
+        states, rng_key = buffer.states, buffer.rng_keys
     else:
         validate_states(graph, initial_states, "initial_states")
         states = {k: jnp.asarray(v) for k, v in initial_states.items()}
@@ -309,7 +309,7 @@ def fit_smm(
         params,
         make_optimizer(spec, hyper).init(params),
         states,
-        key,
+        rng_key,
         jnp.float32(0.0),
         params,
     )

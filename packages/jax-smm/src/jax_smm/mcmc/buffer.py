@@ -43,16 +43,16 @@ def resolve_kernel(kernel: KernelLike | None) -> HybridGibbs:
     )
 
 
-def random_states(plan: Plan, num_chains: int, key: jax.Array) -> State:
+def random_states(plan: Plan, num_chains: int, rng_key: jax.Array) -> State:
     """Uniformly random chain states (uniform over states and over ``[low, high]``)."""
-    cat_key, cont_key = jax.random.split(key)
+    cat_rng_key, cont_rng_key = jax.random.split(rng_key)
     cat_cards = jnp.asarray([plan.cards[v] for v in plan.cat_vars], jnp.int32)
-    u = jax.random.uniform(cat_key, (num_chains, len(plan.cat_vars)))
+    u = jax.random.uniform(cat_rng_key, (num_chains, len(plan.cat_vars)))
     cat = jnp.minimum(jnp.floor(u * cat_cards), cat_cards - 1).astype(jnp.int32)
     low = jnp.asarray(plan.cont_low, jnp.float32)
     high = jnp.asarray(plan.cont_high, jnp.float32)
     cont = jax.random.uniform(
-        cont_key, (num_chains, len(plan.cont_vars)), minval=low, maxval=high
+        cont_rng_key, (num_chains, len(plan.cont_vars)), minval=low, maxval=high
     )
     return {"cat": cat, "cont": cont.astype(jnp.float32)}
 
@@ -96,16 +96,16 @@ def _sample(
     kernel: HybridGibbs,
     theta_ext: jax.Array,
     states: State,
-    key: jax.Array,
+    rng_key: jax.Array,
     n_sweeps: int,
 ) -> tuple[State, jax.Array, HybridInfo]:
-    return kernel.step(plan, theta_ext, states, key, n_sweeps)
+    return kernel.step(plan, theta_ext, states, rng_key, n_sweeps)
 
 
 @jax.tree_util.register_dataclass
 @dataclass(frozen=True)
 class PersistentBuffer:
-    """A batch of persistent Markov chains and their random key.
+    """A batch of persistent Markov chains and their PRNG key.
 
     The buffer is an immutable pytree: :meth:`sample_step` returns a new buffer,
     so it can be threaded through ``jit`` and ``lax.scan``. Use it as::
@@ -117,7 +117,7 @@ class PersistentBuffer:
     :meth:`get_states` raises ``RuntimeError`` instead of silently returning the
     states from before the step (the spec-style ``buffer.sample_step(...);
     buffer.get_states()``). Stepping a stale buffer again is allowed (it
-    branches; without ``rng`` it repeats the same draws, as a pure function
+    branches; without ``rng_key`` it repeats the same draws, as a pure function
     of the buffer should); ``buffer.states`` stays readable for code that
     knows it holds the old states.
 
@@ -126,7 +126,7 @@ class PersistentBuffer:
     states : dict
         ``{"cat": int32[chains, n_cat], "cont": float32[chains, n_cont]}``.
     rng_keys : jax.Array
-        The key used (and advanced) when :meth:`sample_step` gets no ``rng``.
+        The key used (and advanced) when :meth:`sample_step` gets no ``rng_key``.
     """
 
     states: State
@@ -134,7 +134,7 @@ class PersistentBuffer:
 
     @classmethod
     def initialize(
-        cls, graph: FactorGraph, num_chains: int, rng: jax.Array | int = 0
+        cls, graph: FactorGraph, num_chains: int, rng_key: jax.Array | int = 0
     ) -> PersistentBuffer:
         """Start ``num_chains`` chains from uniformly random states.
 
@@ -143,20 +143,20 @@ class PersistentBuffer:
         graph : FactorGraph
         num_chains : int
             Number of chains (at least 1).
-        rng : jax.Array or int
+        rng_key : jax.Array or int
             A PRNG key or an integer seed in ``[0, 2**32 - 1]``.
 
         Raises
         ------
         ValueError
             If ``num_chains`` is not a positive integer or the chains cannot fit
-            in memory (the estimate is in the message), or ``rng`` is neither a
+            in memory (the estimate is in the message), or ``rng_key`` is neither a
             key nor a seed.
         """
         num_chains = check_int("num_chains", num_chains, 1)
         check_chains_fit(graph.plan, num_chains)
-        init_key, keep_key = jax.random.split(as_key("rng", rng))
-        return cls(random_states(graph.plan, num_chains, init_key), keep_key)
+        init_rng_key, keep_rng_key = jax.random.split(as_key("rng_key", rng_key))
+        return cls(random_states(graph.plan, num_chains, init_rng_key), keep_rng_key)
 
     @property
     def num_chains(self) -> int:
@@ -185,7 +185,7 @@ class PersistentBuffer:
         graph: FactorGraph,
         kernel: KernelLike | None = None,
         n_sweeps: int = 1,
-        rng: jax.Array | None = None,
+        rng_key: jax.Array | None = None,
         theta_groups: Sequence[jax.Array] | None = None,
     ) -> tuple[PersistentBuffer, jax.Array, HybridInfo]:
         """Advance every chain by ``n_sweeps`` sweeps.
@@ -197,7 +197,7 @@ class PersistentBuffer:
             ``"chromatic"`` (default) or ``"sequential"``, or a kernel object.
         n_sweeps : int
             Number of sweeps (at least 1).
-        rng : jax.Array, optional
+        rng_key : jax.Array, optional
             Key for this step; when omitted the buffer's own key is split.
         theta_groups : sequence of arrays, optional
             Group tables to sample with instead of the graph's own.
@@ -212,20 +212,20 @@ class PersistentBuffer:
         info : HybridInfo
         """
         n_sweeps = check_int("n_sweeps", n_sweeps, 1)
-        keep = self.rng_keys
-        if rng is None:
-            keep, rng = jax.random.split(self.rng_keys)
+        keep_rng_key = self.rng_keys
+        if rng_key is None:
+            keep_rng_key, rng_key = jax.random.split(self.rng_keys)
         else:
-            rng = as_key("rng", rng)
+            rng_key = as_key("rng_key", rng_key)
         groups = graph.theta_groups if theta_groups is None else theta_groups
         states, counts, info = _sample(
             graph.plan,
             resolve_kernel(kernel),
             extended_params(groups),
             self.states,
-            rng,
+            rng_key,
             n_sweeps,
         )
         moments = counts / (n_sweeps * self.num_chains)
         object.__setattr__(self, "_advanced", True)
-        return PersistentBuffer(states, keep), moments, info
+        return PersistentBuffer(states, keep_rng_key), moments, info

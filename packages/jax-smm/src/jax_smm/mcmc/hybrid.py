@@ -58,7 +58,7 @@ class HybridGibbs:
         plan: Plan,
         theta_ext: jax.Array,
         states: State,
-        key: jax.Array,
+        rng_key: jax.Array,
         n_sweeps: int,
     ) -> tuple[State, jax.Array, HybridInfo]:
         """Run ``n_sweeps`` sweeps on a batch of chain states.
@@ -70,7 +70,7 @@ class HybridGibbs:
             Flat effective parameters with a trailing zero.
         states : dict
             Chain states, leading axis = chains.
-        key : jax.Array
+        rng_key : jax.Array
         n_sweeps : int
             Sweeps to run (static).
 
@@ -82,12 +82,12 @@ class HybridGibbs:
             Factor-cell counts summed over every sweep and chain.
         info : HybridInfo
         """
-        bin_key, value_key = jax.random.split(key)
+        bin_rng_key, value_rng_key = jax.random.split(rng_key)
         bins = state_to_bins(plan, states)
         bins, counts, info = self.inner.sample_bins(
-            plan, theta_ext, bins, bin_key, n_sweeps
+            plan, theta_ext, bins, bin_rng_key, n_sweeps
         )
-        new_states = bins_to_state(plan, bins, value_key, previous=states)
+        new_states = bins_to_state(plan, bins, value_rng_key, previous=states)
         cont = np.asarray(plan.cont_vars, np.int64)
         cont_rate = jnp.mean(info.move_rate[cont]) if cont.size else jnp.float32(0)
         return (

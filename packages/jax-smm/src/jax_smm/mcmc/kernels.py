@@ -80,7 +80,7 @@ SweepFn = Callable[[ChainState, jax.Array], ChainState]
 def _run_sweeps(
     plan: Plan,
     state: ChainState,
-    key: jax.Array,
+    rng_key: jax.Array,
     n_sweeps: int,
     sweep: SweepFn,
     accumulate: bool,
@@ -90,9 +90,9 @@ def _run_sweeps(
     stats = counting.init_stats(plan) if accumulate else None
     moves = jnp.zeros(plan.num_rows, jnp.float32)
 
-    def body(carry, sweep_key):
+    def body(carry, sweep_rng_key):
         old, stats, moves = carry
-        new = sweep(old, sweep_key)
+        new = sweep(old, sweep_rng_key)
         # Every variable is updated exactly once per sweep, so comparing the
         # sweep's start and end tells whether its update moved it. (Counting
         # inside the color step made XLA recompute the draw for the count.)
@@ -102,7 +102,7 @@ def _run_sweeps(
         return (new, stats, moves), None
 
     (state, stats, moves), _ = lax.scan(
-        body, (state, stats, moves), jax.random.split(key, n_sweeps)
+        body, (state, stats, moves), jax.random.split(rng_key, n_sweeps)
     )
     if accumulate:
         counts = counting.counts_from_stats(plan, stats, n_sweeps * chains)
@@ -124,7 +124,7 @@ class ChromaticGibbs:
     """
 
     def sweep_fn(self, plan: Plan, tables: SamplerTables) -> SweepFn:
-        """Return ``(state, key) -> state`` for one sweep."""
+        """Return ``(state, rng_key) -> state`` for one sweep."""
         size = plan.color_size
 
         def color_step(state, xs):
@@ -143,9 +143,9 @@ class ChromaticGibbs:
                 start,
             ), None
 
-        def sweep(state, key):
+        def sweep(state, rng_key):
             chains = state.rows.shape[1]
-            uniforms = threefry.uniform(key, (plan.num_colors, size, chains))
+            uniforms = threefry.uniform(rng_key, (plan.num_colors, size, chains))
             xs = (jnp.arange(plan.num_colors), uniforms)
             if not defer_writes(plan):
                 state, _ = lax.scan(color_step, state, xs)
@@ -170,7 +170,7 @@ class ChromaticGibbs:
         plan: Plan,
         theta_ext: jax.Array,
         bins: jax.Array,
-        key: jax.Array,
+        rng_key: jax.Array,
         n_sweeps: int,
         accumulate: bool = True,
     ) -> tuple[jax.Array, jax.Array, KernelInfo]:
@@ -183,7 +183,7 @@ class ChromaticGibbs:
             Flat parameters with a trailing zero.
         bins : int32[chains, n]
             Starting states.
-        key : jax.Array
+        rng_key : jax.Array
         n_sweeps : int
             Number of sweeps (static).
         accumulate : bool
@@ -202,17 +202,19 @@ class ChromaticGibbs:
         tables = sampler_tables(plan, theta_ext)
         sweep = self.sweep_fn(plan, tables)
         state = self.initial_state(plan, bins_to_rows(plan, bins))
-        state, counts, info = _run_sweeps(plan, state, key, n_sweeps, sweep, accumulate)
+        state, counts, info = _run_sweeps(
+            plan, state, rng_key, n_sweeps, sweep, accumulate
+        )
         return rows_to_bins(plan, state.rows), counts, info
 
 
 def _sequential_row_update(
-    plan: Plan, tables: SamplerTables, rows: jax.Array, var_id: jax.Array, key
+    plan: Plan, tables: SamplerTables, rows: jax.Array, var_id: jax.Array, rng_key
 ) -> jax.Array:
     """Redraw variable ``var_id`` in every chain from its full conditional."""
     row = plan.row_of_var[var_id]
     logits = row_logits(plan, tables, rows, row)  # (K, C)
-    new = jax.random.categorical(key, logits, axis=0).astype(rows.dtype)
+    new = jax.random.categorical(rng_key, logits, axis=0).astype(rows.dtype)
     return rows.at[row].set(new)
 
 
@@ -221,17 +223,19 @@ class SequentialGibbs:
     """Sequential-scan Gibbs in variable-id order (the reference kernel)."""
 
     def sweep_fn(self, plan: Plan, tables: SamplerTables) -> SweepFn:
-        """Return ``(state, key) -> state`` for one sweep."""
+        """Return ``(state, rng_key) -> state`` for one sweep."""
 
         def step(carry, var_id):
-            rows, key = carry
+            rows, rng_key = carry
             rows = _sequential_row_update(
-                plan, tables, rows, var_id, jax.random.fold_in(key, var_id)
+                plan, tables, rows, var_id, jax.random.fold_in(rng_key, var_id)
             )
-            return (rows, key), None
+            return (rows, rng_key), None
 
-        def sweep(state, key):
-            (rows, _), _ = lax.scan(step, (state.rows, key), jnp.arange(plan.num_vars))
+        def sweep(state, rng_key):
+            (rows, _), _ = lax.scan(
+                step, (state.rows, rng_key), jnp.arange(plan.num_vars)
+            )
             return ChainState(rows, None)
 
         return sweep
@@ -290,7 +294,7 @@ def gibbs_sweep(
 def _sequential(
     graph: FactorGraph,
     state: State,
-    key: jax.Array,
+    rng_key: jax.Array,
     theta_groups: tuple[jax.Array, ...] | None,
     var_ids: jax.Array,
 ) -> State:
@@ -298,14 +302,14 @@ def _sequential(
     plan = graph.plan
     groups = graph.theta_groups if theta_groups is None else theta_groups
     tables = sampler_tables(plan, extended_params(groups))
-    bin_key, value_key = jax.random.split(key)
+    bin_rng_key, value_rng_key = jax.random.split(rng_key)
     rows = bins_to_rows(plan, state_to_bins(plan, state)[None, :])
 
     def step(rows, var_id):
         rows = _sequential_row_update(
-            plan, tables, rows, var_id, jax.random.fold_in(bin_key, var_id)
+            plan, tables, rows, var_id, jax.random.fold_in(bin_rng_key, var_id)
         )
         return rows, None
 
     rows, _ = lax.scan(step, rows, var_ids)
-    return bins_to_state(plan, rows_to_bins(plan, rows)[0], value_key, state)
+    return bins_to_state(plan, rows_to_bins(plan, rows)[0], value_rng_key, state)

@@ -5,7 +5,7 @@ on XLA:CPU delivers a few hundred million draws per second and cannot fuse with
 the sampler that consumes them. The same cipher (Salmon et al. 2011, 20 rounds,
 the rotation constants of JAX's own implementation) written with elementwise
 ``jnp`` operations fuses into the Gibbs update. Counter-based: draw ``i`` of a
-call is ``threefry(key, (i, 0))``, so results depend only on the key and shape.
+call is ``threefry(rng_key, (i, 0))``, so results depend only on the key and shape.
 """
 
 from __future__ import annotations
@@ -50,9 +50,9 @@ def threefry2x32(
     return x0, x1
 
 
-def uniform(key: jax.Array, shape: tuple[int, ...]) -> jax.Array:
+def uniform(rng_key: jax.Array, shape: tuple[int, ...]) -> jax.Array:
     """``float32`` uniforms in ``[0, 1)`` of the given shape from a PRNG key."""
-    words = jax.random.key_data(key).astype(jnp.uint32).reshape(-1)
+    words = jax.random.key_data(rng_key).astype(jnp.uint32).reshape(-1)
     counter = lax_iota(shape)
     bits, _ = threefry2x32(words[0], words[1], counter, jnp.zeros_like(counter))
     mantissa = (bits >> np.uint32(9)) | np.uint32(0x3F800000)
