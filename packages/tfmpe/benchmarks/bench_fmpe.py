@@ -1,28 +1,11 @@
 """The flow-matching estimator against the exact posterior and a flat peer.
 
-Methodology (details in the package README, "Estimator benchmark"):
-
-1. **Accuracy vs budget.** The hierarchical Gaussian with K = 5 groups
-   (``mu``, 5 ``theta``, 25 observations). For each simulation budget (1e3,
-   1e4, 1e5; 90 % training, 10 % validation) the estimator trains for about
-   6000 optimizer steps (early stopping on the validation loss) and the
-   peer, a flowjax masked autoregressive flow on the flattened vectors (NPE),
-   trains on the same simulations. Each is scored by C2ST against exact
-   posterior draws on 3 held-out observations (1000 draws each), as sbibm
-   scores posteriors (sbibm uses 10 observations; 3 keep the run under an
-   hour on 2 CPU cores).
-2. **Generalization.** The estimator trained at K = 5 (budget 1e4) is applied
-   unchanged to observations with K = 10 and 20 groups; the factorized
-   (bottom-up) posterior of two single-group estimators (1e4 single-group
-   simulations) is scored at K = 5, 10 and 20. The flat peer's input size is
-   fixed at 25 values: it cannot condition on another K.
-3. **Speed.** Seconds per jitted training step through ``Tokens`` against the
-   same loss from hand-packed arrays (same network, same batch); whole-fit
-   steps per second and posterior samples per second, ours and the peer's.
-
-Writes ``results/fmpe.json``, ``results/fmpe.png`` (C2ST against budget and
-K) and ``results/fmpe_posterior.png`` (pair plot). ``--quick`` runs everything
-at toy sizes.
+The package README ("Benchmarks", "The estimator against the exact posterior
+and a flat-vector peer") describes the three parts (accuracy against the
+simulation budget, generalization to more groups, speed), the peers and the
+goals. Writes ``fmpe.json``, ``fmpe.png`` (C2ST against budget and K) and
+``fmpe_posterior.png`` (pair plot) into ``--out-dir`` (default: ``results/``
+next to this script); ``--quick`` runs everything at toy sizes.
 """
 
 from __future__ import annotations
@@ -32,9 +15,11 @@ import sys
 from pathlib import Path
 
 import fmpe_lib as lib
+import fmpe_report as report
 import numpy as np
 from harness import log, write_results
 
+from tfmpe import combine_tokens
 from tfmpe.models.hierarchical_gaussian import HierarchicalGaussian
 from tfmpe.plotting import pair_plot
 
@@ -67,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
         est, info = lib.train_ours(
             train, val, ["mu", "theta"], None, steps, config, args.seed
         )
-        ours = lib.summary(
+        ours = report.summary(
             lib.scores(
                 lambda t, n, s, e=est: lib.sample_ours(e, t, n, s),
                 model,
@@ -75,13 +60,13 @@ def main(argv: list[str] | None = None) -> int:
                 n_samples,
             )
         )
-        lib.log_run(f"ours, {budget} simulations", info, ours)
-        peer = lib.train_peer(lib.combine(train, val), peer_epochs, args.seed)
-        theirs = lib.summary(
+        report.log_run(f"ours, {budget} simulations", info, ours)
+        peer = lib.train_peer(combine_tokens(train, val), peer_epochs, args.seed)
+        theirs = report.summary(
             lib.scores(lib.peer_sampler(peer), model, observed, n_samples)
         )
         peer_info = {"train_seconds": peer.train_seconds, "steps": peer.steps}
-        lib.log_run(f"flowjax, {budget} simulations", peer_info, theirs)
+        report.log_run(f"flowjax, {budget} simulations", peer_info, theirs)
         results["budgets"].append(
             {
                 "budget": budget,
@@ -100,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
     for k in (5, 10, 20):
         model_k = HierarchicalGaussian(n_groups=k)
         observed_k = lib.truths(model_k, n_obs, 20_000 + k)
-        joint = lib.summary(
+        joint = report.summary(
             lib.scores(
                 lambda t, n, s: lib.sample_ours(est, t, n, s),
                 model_k,
@@ -109,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
             )
         )
         ess: list[float] = []
-        fact = lib.summary(
+        fact = report.summary(
             lib.scores(
                 lib.factorised_sampler(posterior, ess), model_k, observed_k, n_samples
             )
@@ -138,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
             lambda n: lib.peer_sampler(peer)(observed[0], n, 0), n_samples
         ),
     }
-    results["goals"] = lib.goals(results)
+    results["goals"] = report.goals(results)
     settings = {
         "quick": quick,
         "budgets": budgets,
@@ -151,7 +136,7 @@ def main(argv: list[str] | None = None) -> int:
         "seed": args.seed,
     }
     path = write_results(args.out_dir, "fmpe", settings, results)
-    lib.plot(results, args.out_dir / "fmpe.png")
+    report.plot(results, args.out_dir / "fmpe.png")
     ours = lib.sample_ours(est, observed[0], n_samples, 0)
     exact = lib.exact_samples(model, observed[0], n_samples, 1)
     names = ["mu"] + [f"theta_{j + 1}" for j in range(5)]
@@ -162,7 +147,7 @@ def main(argv: list[str] | None = None) -> int:
         labels=("flow matching", "exact posterior"),
         title=f"K = 5, {fact_budget} simulations",
     )
-    print(lib.markdown(results))
+    print(report.markdown(results))
     log(f"wrote {path}")
     return 0 if np.isfinite(results["budgets"][0]["ours"]["mean"]) else 1
 

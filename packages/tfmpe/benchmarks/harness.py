@@ -1,14 +1,15 @@
 """Shared harness of the tfmpe benchmarks: timing, checks and recording.
 
 Timing (``seconds_per_call``, ``time_calls``, ``first_call``), bit-for-bit
-result checks (``check_equal``), run and machine information (``run_info``,
-``machine_info``) and atomic JSON output. ``write_results`` writes the results
-schema ``{"benchmark", "created", "run", "settings", "results"}`` of the
-estimator benchmark as ``<stem>.json`` next to the figures.
+result checks (``check_equal``) and the one results schema: ``write_results``
+writes ``{"benchmark", "run", "settings", "results"}`` as ``<stem>.json``, where
+``run`` is the :class:`RunRecord` of this process (machine, library versions,
+git commit and dirty flag, command line, timestamp).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.metadata
 import json
 import math
@@ -26,9 +27,10 @@ from typing import Any
 import jax
 import numpy as np
 
-from tfmpe.io import write_atomically
+from tfmpe.io import atomic_write
 
 VERSIONED = ("tfmpe", "jax", "flax", "optax", "diffrax", "flowjax", "scikit-learn")
+PACKAGE = Path(__file__).resolve().parents[1]
 
 
 def log(message: str) -> None:
@@ -43,31 +45,96 @@ def _git(*command: str) -> str | None:
             capture_output=True,
             text=True,
             check=False,
-            cwd=Path(__file__).resolve().parent,
+            cwd=PACKAGE,
         )
     except OSError:
         return None
     return done.stdout.rstrip() if done.returncode == 0 else None
 
 
-def run_info() -> dict[str, Any]:
-    """Versions, machine, load, JAX devices and git state of this run."""
+@dataclasses.dataclass(frozen=True)
+class RunRecord:
+    """Where, with what and from which code a benchmark ran.
+
+    Attributes
+    ----------
+    machine : dict
+        Platform, CPU count, load averages, JAX backend and devices.
+    versions : dict
+        Python and the libraries in ``VERSIONED`` (``"not installed"`` if absent).
+    git_commit : str or None
+        ``HEAD`` of the repository (None outside a git checkout).
+    git_dirty : bool or None
+        Whether the package had uncommitted changes.
+    command : list of str
+        The interpreter and the command line.
+    created : str
+        UTC timestamp (ISO 8601, seconds).
+    """
+
+    machine: dict[str, Any]
+    versions: dict[str, str]
+    git_commit: str | None
+    git_dirty: bool | None
+    command: list[str]
+    created: str
+
+
+def run_record() -> RunRecord:
+    """The :class:`RunRecord` of this process."""
     versions = {"python": platform.python_version()}
     for name in VERSIONED:
         try:
             versions[name] = importlib.metadata.version(name)
         except importlib.metadata.PackageNotFoundError:
             versions[name] = "not installed"
-    modified = _git("status", "--porcelain", "--", "../src")
-    return {
-        "versions": versions,
-        "cpu_count": os.cpu_count(),
-        "devices": [str(d) for d in jax.devices()],
-        "load_average_1_5_15": list(os.getloadavg()),
+    status = _git("status", "--porcelain", "--", ".")
+    machine = {
         "platform": platform.platform(),
-        "git_commit": _git("rev-parse", "HEAD"),
-        "src_modified": None if modified is None else modified.splitlines(),
+        "cpu_count": os.cpu_count(),
+        "load_average_1_5_15": list(os.getloadavg()),
+        "backend": jax.default_backend(),
+        "devices": [str(d) for d in jax.devices()],
     }
+    return RunRecord(
+        machine=machine,
+        versions=versions,
+        git_commit=_git("rev-parse", "HEAD"),
+        git_dirty=None if status is None else bool(status),
+        command=[sys.executable, *sys.argv],
+        created=datetime.now(UTC).isoformat(timespec="seconds"),
+    )
+
+
+def write_results(
+    out_dir: Path,
+    stem: str,
+    settings: Mapping[str, Any],
+    results: Any,
+    run: RunRecord | None = None,
+) -> Path:
+    """Write ``<stem>.json`` atomically; returns its path.
+
+    Parameters
+    ----------
+    out_dir : Path
+    stem : str
+        Name of the benchmark and of the file.
+    settings : mapping
+        What the run was asked to do (sizes, repeats, ``quick``).
+    results : object
+        What it measured (JSON-serializable).
+    run : RunRecord, optional
+        Default: :func:`run_record` now.
+    """
+    payload = {
+        "benchmark": stem,
+        "run": dataclasses.asdict(run or run_record()),
+        "settings": dict(settings),
+        "results": results,
+    }
+    text = json.dumps(payload, indent=1, default=str) + "\n"
+    return atomic_write(out_dir / f"{stem}.json", lambda tmp: tmp.write_text(text))
 
 
 def seconds_per_call(fn: Callable[[], Any], repeats: int = 5, calls: int = 3) -> float:
@@ -83,26 +150,6 @@ def seconds_per_call(fn: Callable[[], Any], repeats: int = 5, calls: int = 3) ->
             jax.block_until_ready(fn())
         times.append((time.perf_counter() - tic) / calls)
     return float(sorted(times)[len(times) // 2])
-
-
-def write_results(
-    out_dir: Path, stem: str, settings: dict[str, Any], results: Any
-) -> Path:
-    """Write ``<stem>.json`` atomically; returns its path."""
-    payload = {
-        "benchmark": stem,
-        "created": datetime.now(UTC).isoformat(timespec="seconds"),
-        "run": run_info(),
-        "settings": settings,
-        "results": results,
-    }
-    return write_json(out_dir / f"{stem}.json", payload)
-
-
-def write_json(path: Path, payload: Any, indent: int = 1) -> Path:
-    """Write ``payload`` as JSON (and a newline) atomically; returns ``path``."""
-    text = json.dumps(payload, indent=indent, default=str) + "\n"
-    return write_atomically(path, lambda p: p.write_text(text))
 
 
 def time_calls(
@@ -165,18 +212,6 @@ def check_equal(name: str, got: Any, expected: Any) -> None:
     )
     if not same:
         raise AssertionError(f"{name}: result differs from the reference")
-
-
-def machine_info() -> dict[str, Any]:
-    """JAX version and backend, CPUs, load and platform of this machine."""
-    load = os.getloadavg() if hasattr(os, "getloadavg") else None
-    return {
-        "jax": jax.__version__,
-        "backend": jax.default_backend(),
-        "cpu_count": os.cpu_count(),
-        "load_average_1_5_15": None if load is None else list(load),
-        "platform": platform.platform(),
-    }
 
 
 def format_time(seconds: float) -> str:

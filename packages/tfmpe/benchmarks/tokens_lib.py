@@ -16,7 +16,7 @@ import numpy as np
 from harness import check_equal, first_call, format_time, time_calls
 from peers import ravel_pytree
 
-from tfmpe.io import write_atomically
+from tfmpe.plotting import pyplot, save_figure
 from tfmpe.preprocessing import Tokens, masks
 
 OBS_PER_GROUP = 5
@@ -258,11 +258,7 @@ def format_table(records: Sequence[dict[str, Any]]) -> str:
 
 def plot(records: Sequence[dict[str, Any]], title: str, path: Path) -> None:
     """Times against ``N``: decode ours vs peer (left), the other operations."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     ns = [r["n_tokens"] for r in records]
     fig, (left, right) = plt.subplots(
         1, 2, figsize=(11.0, 4.5), layout="constrained", sharey=True
@@ -298,5 +294,4 @@ def plot(records: Sequence[dict[str, Any]], title: str, path: Path) -> None:
         ax.legend(fontsize=8)
     left.set_ylabel("median ms per call")
     fig.suptitle(title, fontsize=10)
-    write_atomically(path, lambda tmp: fig.savefig(tmp, dpi=120))
-    plt.close(fig)
+    save_figure(fig, path)

@@ -31,7 +31,7 @@ import numpy as np
 
 from tfmpe import Tokens, generate_static_dataset
 from tfmpe.estimators import FlowMatchingEstimator
-from tfmpe.io import write_atomically
+from tfmpe.io import atomic_write
 from tfmpe.metrics import c2st
 from tfmpe.models.brownian import BrownianGaussian
 from tfmpe.models.hierarchical_gaussian import (
@@ -140,7 +140,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         **source,
         "reloaded_same": reloaded_same,
     }
-    write_atomically(
+    atomic_write(
         args.out / f"summary_{args.model}.json",
         lambda tmp: tmp.write_text(json.dumps(summary, indent=1)),
     )

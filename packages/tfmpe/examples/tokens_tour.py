@@ -17,7 +17,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from tfmpe import Tokens
-from tfmpe.io import write_atomically
+from tfmpe.plotting import pyplot, save_figure
 
 INDEPENDENCE = {
     "local": ["obs", "theta"],
@@ -26,24 +26,20 @@ INDEPENDENCE = {
 }
 
 
-def simulate(key: jax.Array, n_samples: int, groups: int = 5, per_group: int = 5):
+def simulate(rng_key: jax.Array, n_samples: int, groups: int = 5, per_group: int = 5):
     """Draw ``mu ~ N(0, 1)``, ``theta_i ~ N(mu, 1)``, ``obs_ij ~ N(theta_i, 1)``."""
-    k_mu, k_theta, k_obs = jax.random.split(key, 3)
-    mu = jax.random.normal(k_mu, (n_samples, 1, 1))
-    theta = mu + jax.random.normal(k_theta, (n_samples, groups, 1))
+    mu_rng_key, theta_rng_key, obs_rng_key = jax.random.split(rng_key, 3)
+    mu = jax.random.normal(mu_rng_key, (n_samples, 1, 1))
+    theta = mu + jax.random.normal(theta_rng_key, (n_samples, groups, 1))
     obs = theta[:, :, None, :] + jax.random.normal(
-        k_obs, (n_samples, groups, per_group, 1)
+        obs_rng_key, (n_samples, groups, per_group, 1)
     )
     return {"mu": mu, "theta": theta, "obs": obs}
 
 
 def draw_masks(path: Path, tokens: Tokens) -> None:
     """Save the model's mask and a multi-dimensional cross_local mask."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     multi = Tokens.from_pytree(
         {"theta": jnp.zeros((1, 3, 2, 1)), "obs": jnp.zeros((1, 3, 4, 1))},
         {"local": ["theta", "obs"], "cross_local": [("theta", "obs", (0, 0))]},
@@ -61,10 +57,7 @@ def draw_masks(path: Path, tokens: Tokens) -> None:
         ax.set_xlabel("column token (attended to)")
         ax.set_ylabel("row token (attending); black = allowed")
     fig.tight_layout()
-    try:
-        write_atomically(path, lambda tmp: fig.savefig(tmp, dpi=110))
-    finally:
-        plt.close(fig)
+    save_figure(fig, path)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

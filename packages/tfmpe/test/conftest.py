@@ -202,15 +202,15 @@ def np_flatten():
     return flatten
 
 
-def _gaussian_prior(key):
-    k_mu, k_theta = jax.random.split(key)
-    mu = jax.random.normal(k_mu, (1, 1))
-    theta = mu + jax.random.normal(k_theta, (GROUPS, 1))
+def _gaussian_prior(rng_key):
+    mu_rng_key, theta_rng_key = jax.random.split(rng_key)
+    mu = jax.random.normal(mu_rng_key, (1, 1))
+    theta = mu + jax.random.normal(theta_rng_key, (GROUPS, 1))
     return {"mu": mu, "theta": theta}
 
 
-def _gaussian_simulator(key, params):
-    noise = jax.random.normal(key, (GROUPS, PER_GROUP, 1))
+def _gaussian_simulator(rng_key, params):
+    noise = jax.random.normal(rng_key, (GROUPS, PER_GROUP, 1))
     return {"obs": params["theta"][:, None, :] + noise}
 
 

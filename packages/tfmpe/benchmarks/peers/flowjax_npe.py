@@ -69,15 +69,15 @@ def train(
     theta, obs = np.asarray(theta, np.float64), np.asarray(obs, np.float64)
     t_mean, t_std = theta.mean(0), theta.std(0)
     o_mean, o_std = obs.mean(0), obs.std(0)
-    k_init, k_fit = jax.random.split(rng_key)
+    init_rng_key, fit_rng_key = jax.random.split(rng_key)
     flow = masked_autoregressive_flow(
-        k_init, base_dist=Normal(jnp.zeros(theta.shape[1])), cond_dim=obs.shape[1]
+        init_rng_key, base_dist=Normal(jnp.zeros(theta.shape[1])), cond_dim=obs.shape[1]
     )
     x = jnp.asarray((theta - t_mean) / t_std, jnp.float32)
     c = jnp.asarray((obs - o_mean) / o_std, jnp.float32)
     tic = time.perf_counter()
     flow, losses = fit_to_data(
-        k_fit,
+        fit_rng_key,
         flow,
         (x, c),
         learning_rate=learning_rate,

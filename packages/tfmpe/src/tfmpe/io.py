@@ -7,12 +7,15 @@ from collections.abc import Callable
 from pathlib import Path
 
 
-def write_atomically(path: Path, write: Callable[[Path], object]) -> Path:
+def atomic_write(path: str | Path, write: Callable[[Path], object]) -> Path:
     """Call ``write(tmp)`` on a sibling temporary path, then rename it to ``path``.
+
+    The temporary path is in the folder of ``path`` and has its suffix, so
+    writers that pick a format from the suffix write the right one.
 
     Parameters
     ----------
-    path : Path
+    path : str or Path
         Destination; its folder is created if missing.
     write : callable
         Writes the whole file to the path it is given.

@@ -1,13 +1,60 @@
-"""Figures of posteriors: a pair plot of samples against a reference."""
+"""Figures: one way to save them, and a pair plot of samples against a reference."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
+from types import ModuleType
+from typing import Any
 
 import numpy as np
 
-from tfmpe.io import write_atomically
+from tfmpe.io import atomic_write
+
+DPI = 120
+
+
+def pyplot() -> ModuleType:
+    """``matplotlib.pyplot`` on the non-interactive Agg backend."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def save_figure(fig: Any, path: str | Path) -> Path:
+    """Write ``fig`` to ``path`` atomically, then close it.
+
+    Parameters
+    ----------
+    fig : matplotlib.figure.Figure
+    path : str or Path
+        Destination; its suffix (``.png``, ``.pdf``, ...) is the format.
+
+    Returns
+    -------
+    Path
+        ``path``. The figure is closed even if writing fails.
+
+    Raises
+    ------
+    ValueError
+        If ``path`` has no suffix to take the format from.
+    """
+    path = Path(path)
+    try:
+        if not path.suffix:
+            raise ValueError(f"{path} has no suffix to take the figure format from")
+        return atomic_write(
+            path,
+            lambda tmp: fig.savefig(
+                tmp, dpi=DPI, bbox_inches="tight", format=path.suffix[1:]
+            ),
+        )
+    finally:
+        pyplot().close(fig)
 
 
 def pair_plot(
@@ -25,7 +72,7 @@ def pair_plot(
     samples : mapping of str to array
         ``name -> (n,)`` samples of each coordinate to draw.
     path : path
-        PNG written atomically.
+        Figure written by :func:`save_figure` (its suffix is the format).
     reference : mapping of str to array, optional
         Samples of the same names from a reference posterior (exact or MCMC),
         drawn in another color.
@@ -39,11 +86,7 @@ def pair_plot(
     -------
     Path
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     names = list(samples)
     d = len(names)
     fig, axes = plt.subplots(d, d, figsize=(2.2 * d + 1, 2.2 * d + 1), squeeze=False)
@@ -81,8 +124,4 @@ def pair_plot(
     if title:
         fig.suptitle(title)
     fig.tight_layout()
-    out = write_atomically(
-        Path(path), lambda tmp: fig.savefig(tmp, dpi=100, format="png")
-    )
-    plt.close(fig)
-    return out
+    return save_figure(fig, path)

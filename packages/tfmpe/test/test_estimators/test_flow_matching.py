@@ -14,12 +14,12 @@ N_OBS = 4
 SMALL = {"embed_dim": 32, "n_heads": 2, "n_layers": 2}
 
 
-def prior(key):
-    return {"theta": jax.random.normal(key, (1, 1))}
+def prior(rng_key):
+    return {"theta": jax.random.normal(rng_key, (1, 1))}
 
 
-def simulate(key, params):
-    return {"obs": params["theta"] + NOISE * jax.random.normal(key, (N_OBS, 1))}
+def simulate(rng_key, params):
+    return {"obs": params["theta"] + NOISE * jax.random.normal(rng_key, (N_OBS, 1))}
 
 
 def exact_posterior(obs):
@@ -58,12 +58,12 @@ def test_loss_by_hand_with_a_zero_velocity_field(train):
     est = FlowMatchingEstimator(train, ["theta"], config=SMALL, sigma_min=0.01)
     zero = jax.tree.map(jnp.zeros_like, est.params)
     batch = jax.tree.map(lambda leaf: leaf[:64], train)
-    key = jax.random.key(5)
-    loss = float(jax.jit(est.loss)(zero, batch, key))
+    rng_key = jax.random.key(5)
+    loss = float(jax.jit(est.loss)(zero, batch, rng_key))
     mean, std = key_statistics(train)["theta"]
     x1 = (np.asarray(batch.data[:, :1, :1]) - mean[0]) / std[0]
-    key_noise, _ = jax.random.split(key)
-    x0 = np.asarray(jax.random.normal(key_noise, x1.shape))
+    noise_rng_key, _ = jax.random.split(rng_key)
+    x0 = np.asarray(jax.random.normal(noise_rng_key, x1.shape))
     np.testing.assert_allclose(loss, np.mean((x1 - 0.99 * x0) ** 2), rtol=1e-5)
 
 
@@ -73,9 +73,11 @@ def test_loss_ignores_padded_tokens(train):
     data = batch.decode()
     padded = Tokens.from_pytree(data, SPEC, event_shapes={"obs": (2,)})
     garbage = padded.with_values(obs=data["obs"].at[:, 2:].set(1e4))
-    key = jax.random.key(0)
+    rng_key = jax.random.key(0)
     loss = jax.jit(est.loss)
-    assert float(loss(est.params, padded, key)) == float(loss(est.params, garbage, key))
+    assert float(loss(est.params, padded, rng_key)) == float(
+        loss(est.params, garbage, rng_key)
+    )
 
 
 def test_training_reduces_the_loss(trained):
@@ -184,7 +186,7 @@ def test_chunking_and_the_progress_bar(trained, capsys):
     again = est.sample(tokens, n=48, rng_key=6, chunk_size=48, progress=True)
     np.testing.assert_array_equal(np.asarray(one), np.asarray(again["theta"]))
     assert "sample" in capsys.readouterr().err  # the bar was drawn
-    # chunk i draws its noise from fold_in(key, i): the first chunk of a
+    # chunk i draws its noise from fold_in(rng_key, i): the first chunk of a
     # chunked call is the whole draw of a call with n = chunk_size
     chunked = est.sample(tokens, n=48, rng_key=6, chunk_size=16)["theta"]
     first = est.sample(tokens, n=16, rng_key=6, chunk_size=16)["theta"]

@@ -14,12 +14,12 @@ SPEC = {"local": ["obs"]}
 TINY = {"embed_dim": 8, "n_heads": 1, "n_layers": 1}
 
 
-def prior(key):
-    return {"theta": jax.random.normal(key, (1, 1))}
+def prior(rng_key):
+    return {"theta": jax.random.normal(rng_key, (1, 1))}
 
 
-def simulate(key, params):
-    return {"obs": params["theta"] + 0.5 * jax.random.normal(key, (3, 1))}
+def simulate(rng_key, params):
+    return {"obs": params["theta"] + 0.5 * jax.random.normal(rng_key, (3, 1))}
 
 
 @pytest.fixture(scope="module")

@@ -44,8 +44,8 @@ def test_simulation_shapes_noise_and_functional_inputs():
     assert truth["mu"].shape == (1, 1)
     assert truth["theta"].shape == (3, 1)
     assert truth["obs"].shape == (3, 6, 1)
-    keys = jax.random.split(jax.random.key(1), 400)
-    draws = jax.vmap(lambda k: model.simulate(k, truth)["obs"])(keys)
+    rng_keys = jax.random.split(jax.random.key(1), 400)
+    draws = jax.vmap(lambda rng_key: model.simulate(rng_key, truth)["obs"])(rng_keys)
     residual = np.asarray(draws)[..., 0] - np.asarray(
         model.log_prevalence(truth["theta"][:, 0])
     )

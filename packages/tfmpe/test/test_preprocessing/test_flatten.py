@@ -17,12 +17,10 @@ from hypothesis import strategies as st
 
 from tfmpe import (
     FUNCTIONAL_PAD,
-    TokenGenerator,
     Tokens,
     decode_pytree,
     flatten_functional_inputs,
     flatten_pytree,
-    generate_static_dataset,
     update_flat_array,
 )
 from tfmpe.preprocessing import flatten
@@ -95,50 +93,10 @@ def test_keys_must_be_strings_and_leaves_arrays():
         Tokens.from_pytree([np.zeros((2, 1, 1))])
 
 
-def test_label_map_values_must_be_ints():
-    with pytest.raises(TypeError, match=r"label_map\['mu'\] must be an int"):
-        Tokens.from_pytree(gaussian(), label_map={"mu": "a", "obs": 1})
-
-
 def test_decode_without_feature_columns_is_an_error():
     tokens = Tokens.from_pytree(gaussian())
     with pytest.raises(ValueError, match="no feature columns"):
         decode_pytree(jnp.zeros((2, 4, 0)), tokens.slices)
-
-
-def test_select_tokens_with_a_bare_string_says_so():
-    tokens = Tokens.from_pytree(gaussian())
-    with pytest.raises(TypeError, match=r"write select_tokens\(\['mu'\]\)"):
-        tokens.select_tokens("mu")
-
-
-def prior(key):
-    return {"mu": jax.random.normal(key, (1, 1))}
-
-
-def simulate(key, params):
-    return {"obs": params["mu"] + jax.random.normal(key, (3, 1))}
-
-
-def test_generation_sizes_and_seed_are_validated():
-    with pytest.raises(TypeError, match="seed must be an int, got None"):
-        TokenGenerator(prior, simulate, None, None, 8, 4, seed=None)
-    with pytest.raises(TypeError, match="n_samples must be an int"):
-        generate_static_dataset(0, prior, simulate, None, None, 2.5)
-    with pytest.raises(ValueError, match=r"n_samples=1000000000 .* GiB"):
-        generate_static_dataset(0, prior, simulate, None, None, 10**9)
-    with pytest.raises(ValueError, match=r"batch_size=1000000000 .* GiB"):
-        TokenGenerator(prior, simulate, None, None, 10**9, 10**9, seed=0)
-    with pytest.raises(ValueError, match="drop_last=True with batch_size"):
-        TokenGenerator(prior, simulate, None, None, 4, 8, seed=0, drop_last=True)
-
-
-def test_generator_drop_last_gives_one_shape():
-    generator = TokenGenerator(
-        prior, simulate, None, None, 10, 4, seed=0, drop_last=True
-    )
-    shapes = {batch.data.shape for batch in generator}
-    assert len(generator) == 2 and shapes == {(4, 4, 1)}
 
 
 def test_token_bytes_limit_is_documented():

@@ -23,13 +23,13 @@ def generated():
     # fixtures of conftest are function-scoped: rebuild the simulator here
     groups, per_group = 5, 5
 
-    def prior(key):
-        k_mu, k_theta = jax.random.split(key)
-        mu = jax.random.normal(k_mu, (1, 1))
-        return {"mu": mu, "theta": mu + jax.random.normal(k_theta, (groups, 1))}
+    def prior(rng_key):
+        mu_rng_key, theta_rng_key = jax.random.split(rng_key)
+        mu = jax.random.normal(mu_rng_key, (1, 1))
+        return {"mu": mu, "theta": mu + jax.random.normal(theta_rng_key, (groups, 1))}
 
-    def simulator(key, params):
-        noise = jax.random.normal(key, (groups, per_group, 1))
+    def simulator(rng_key, params):
+        noise = jax.random.normal(rng_key, (groups, per_group, 1))
         return {"obs": params["theta"][:, None, :] + noise}
 
     def functional(params, observations):
@@ -95,11 +95,11 @@ def test_static_dataset_shapes(
 
 def test_static_dataset_follows_the_documented_keys(generated):
     prior, simulator, _, _ = generated["fns"]
-    key = jax.random.key(7)
+    rng_key = jax.random.key(7)
     for i in (0, 5):
-        prior_key, sim_key = jax.random.split(jax.random.fold_in(key, i))
-        params = prior(prior_key)
-        obs = simulator(sim_key, params)["obs"]
+        prior_rng_key, sim_rng_key = jax.random.split(jax.random.fold_in(rng_key, i))
+        params = prior(prior_rng_key)
+        obs = simulator(sim_rng_key, params)["obs"]
         decoded = generated["static"].decode()
         np.testing.assert_allclose(decoded["mu"][i], params["mu"], rtol=1e-6)
         np.testing.assert_allclose(decoded["theta"][i], params["theta"], rtol=1e-6)
@@ -139,3 +139,32 @@ def test_generation_errors(generated):
         generate_static_dataset(
             0, prior, lambda key, params: {"mu": params["mu"]}, None, spec, 4
         )
+
+
+def prior(rng_key):
+    return {"mu": jax.random.normal(rng_key, (1, 1))}
+
+
+def simulate(rng_key, params):
+    return {"obs": params["mu"] + jax.random.normal(rng_key, (3, 1))}
+
+
+def test_generation_sizes_and_seed_are_validated():
+    with pytest.raises(TypeError, match="seed must be an int, got None"):
+        TokenGenerator(prior, simulate, None, None, 8, 4, seed=None)
+    with pytest.raises(TypeError, match="n_samples must be an int"):
+        generate_static_dataset(0, prior, simulate, None, None, 2.5)
+    with pytest.raises(ValueError, match=r"n_samples=1000000000 .* GiB"):
+        generate_static_dataset(0, prior, simulate, None, None, 10**9)
+    with pytest.raises(ValueError, match=r"batch_size=1000000000 .* GiB"):
+        TokenGenerator(prior, simulate, None, None, 10**9, 10**9, seed=0)
+    with pytest.raises(ValueError, match="drop_last=True with batch_size"):
+        TokenGenerator(prior, simulate, None, None, 4, 8, seed=0, drop_last=True)
+
+
+def test_generator_drop_last_gives_one_shape():
+    generator = TokenGenerator(
+        prior, simulate, None, None, 10, 4, seed=0, drop_last=True
+    )
+    shapes = {batch.data.shape for batch in generator}
+    assert len(generator) == 2 and shapes == {(4, 4, 1)}

@@ -360,15 +360,15 @@ E2E_SPEC = {
 TARGET_KEYS = ("mu", "theta")
 
 
-def e2e_prior(key):
-    k_mu, k_theta = jax.random.split(key)
-    mu = jax.random.normal(k_mu, (1, 1))
-    return {"mu": mu, "theta": mu + 0.5 * jax.random.normal(k_theta, (GROUPS, 1))}
+def e2e_prior(rng_key):
+    mu_rng_key, theta_rng_key = jax.random.split(rng_key)
+    mu = jax.random.normal(mu_rng_key, (1, 1))
+    return {"mu": mu, "theta": mu + 0.5 * jax.random.normal(theta_rng_key, (GROUPS, 1))}
 
 
-def e2e_simulator(key, params):
+def e2e_simulator(rng_key, params):
     obs = params["theta"][:, None, :] + 0.3 * jax.random.normal(
-        key, (GROUPS, PER_GROUP, 1)
+        rng_key, (GROUPS, PER_GROUP, 1)
     )
     # the last observation of every group is padding: garbage the mask hides
     return {"obs": obs.at[:, REAL:].set(1e3)}

@@ -367,3 +367,21 @@ def test_error_key_not_found(gaussian_tokens):
     for call in calls:
         with pytest.raises(KeyError, match=re.escape(message)):
             call()
+
+
+def small_pytree():
+    return {
+        "mu": np.zeros((2, 1, 1), np.float32),
+        "obs": np.ones((2, 3, 1), np.float32),
+    }
+
+
+def test_label_map_values_must_be_ints():
+    with pytest.raises(TypeError, match=r"label_map\['mu'\] must be an int"):
+        Tokens.from_pytree(small_pytree(), label_map={"mu": "a", "obs": 1})
+
+
+def test_select_tokens_with_a_bare_string_says_so():
+    tokens = Tokens.from_pytree(small_pytree())
+    with pytest.raises(TypeError, match=r"write select_tokens\(\['mu'\]\)"):
+        tokens.select_tokens("mu")

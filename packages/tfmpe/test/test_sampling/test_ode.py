@@ -62,10 +62,10 @@ def test_log_prob_hutchinson_is_unbiased_for_a_coupled_linear_flow():
     expected = norm.logpdf(x0).sum() - float(jnp.trace(b))
     exact = flow_log_prob(field, x1, real)
     np.testing.assert_allclose(exact, [expected], atol=1e-3)
-    keys = jax.random.split(jax.random.key(3), 100)
+    rng_keys = jax.random.split(jax.random.key(3), 100)
     estimates = jax.jit(
-        jax.vmap(lambda k: flow_log_prob(field, x1, real, rng_key=k)[0])
-    )(keys)
+        jax.vmap(lambda rng_key: flow_log_prob(field, x1, real, rng_key=rng_key)[0])
+    )(rng_keys)
     assert float(jnp.std(estimates)) > 0.05  # a noisy estimator ...
     error = abs(float(jnp.mean(estimates)) - expected)
     assert error < 4 * float(jnp.std(estimates)) / np.sqrt(100)  # ... unbiased

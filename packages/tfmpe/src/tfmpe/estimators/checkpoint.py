@@ -22,7 +22,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from tfmpe.io import write_atomically
+from tfmpe.io import atomic_write
 from tfmpe.nn.transformer import TransformerConfig
 from tfmpe.preprocessing.masks import normalise_independence
 
@@ -108,7 +108,7 @@ def _write(path: Path, header: dict[str, Any], arrays: dict[str, np.ndarray]) ->
         with open(tmp, "wb") as handle:
             np.savez(handle, __header__=np.asarray(json.dumps(header)), **arrays)
 
-    return write_atomically(path, write)
+    return atomic_write(path, write)
 
 
 def _read(path: Path) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
@@ -263,5 +263,5 @@ def load_training_state(
         best_params,
         header["best_epoch"],
     )
-    key = jax.random.wrap_key_data(jnp.asarray(arrays["rng_key"]))
-    return params, opt_state, header["history"], best, int(header["epoch"]), key
+    rng_key = jax.random.wrap_key_data(jnp.asarray(arrays["rng_key"]))
+    return params, opt_state, header["history"], best, int(header["epoch"]), rng_key

@@ -34,6 +34,7 @@ from tfmpe.estimators.layout import Layout, layout, resolve_keys
 from tfmpe.nn.transformer import Transformer, TransformerConfig
 from tfmpe.preprocessing.masks import Independence
 from tfmpe.preprocessing.tokens import Tokens
+from tfmpe.rng import as_rng_key
 from tfmpe.sampling import flow_log_prob, integrate_flow
 from tfmpe.sampling.ode import RTOL, check_method
 
@@ -306,9 +307,9 @@ class FlowMatchingEstimator:
         n_target = lay.n_target
         padding = lay.view.padding_mask
         x1 = values[:, :n_target]
-        key_noise, key_time = jax.random.split(rng_key)
-        x0 = jax.random.normal(key_noise, x1.shape, x1.dtype)
-        t = self.sample_time(key_time, (x1.shape[0],))[:, None, None]
+        noise_rng_key, time_rng_key = jax.random.split(rng_key)
+        x0 = jax.random.normal(noise_rng_key, x1.shape, x1.dtype)
+        t = self.sample_time(time_rng_key, (x1.shape[0],))[:, None, None]
         xt = (1.0 - (1.0 - self.sigma_min) * t) * x0 + t * x1
         target_velocity = x1 - (1.0 - self.sigma_min) * x0
         velocity = self.velocity_fn(params, lay)(
@@ -395,7 +396,7 @@ class FlowMatchingEstimator:
         _check_finite(
             lay.view.data[..., n_t:, :], lay.view.padding_mask[..., n_t:], "tokens"
         )
-        key = jax.random.key(rng_key) if isinstance(rng_key, int) else rng_key
+        rng_key = as_rng_key(rng_key)
         solve = self._compiled("sample", target, conditioning, method, steps, tol)
         chunks = []
         starts = range(0, n, chunk_size)
@@ -403,7 +404,8 @@ class FlowMatchingEstimator:
         for i, start in enumerate(bar):
             size = min(chunk_size, n - start)
             x0 = jax.random.normal(
-                jax.random.fold_in(key, i), (size, n_obs, lay.n_target, self.value_dim)
+                jax.random.fold_in(rng_key, i),
+                (size, n_obs, lay.n_target, self.value_dim),
             )
             chunks.append(solve(self.params, flat, x0))
         x1 = jnp.concatenate(chunks)  # (n, n_obs, n_target, F), user units
@@ -460,15 +462,11 @@ class FlowMatchingEstimator:
         exact = trace == "exact" or (trace == "auto" and n_real <= EXACT_TRACE_LIMIT)
         if not exact and rng_key is None:
             raise ValueError("rng_key is needed for trace='hutchinson'")
-        key = (
-            None
-            if exact
-            else (jax.random.key(rng_key) if isinstance(rng_key, int) else rng_key)
-        )
+        rng_key = None if exact else as_rng_key(rng_key)
         density = self._compiled(
             "density", target, conditioning, method, steps, tol, exact
         )
-        out = density(self.params, flat, key)
+        out = density(self.params, flat, rng_key)
         return out if tokens.sample_shape else out[0]
 
     # --------------------------------------------------------------- save/load
@@ -537,7 +535,7 @@ def _sampler(est: FlowMatchingEstimator, target, conditioning, method, steps, to
 def _density(
     est: FlowMatchingEstimator, target, conditioning, method, steps, tol, exact
 ):
-    """Jitted ``(params, tokens, key) -> log densities`` in user units."""
+    """Jitted ``(params, tokens, rng_key) -> log densities`` in user units."""
 
     @jax.jit
     def density(params, tokens, rng_key):

@@ -28,6 +28,7 @@ from tqdm.auto import tqdm
 
 from tfmpe.preprocessing.generation import TokenGenerator
 from tfmpe.preprocessing.tokens import Tokens
+from tfmpe.rng import as_rng_key
 
 if TYPE_CHECKING:
     from tfmpe.estimators.flow_matching import FlowMatchingEstimator
@@ -169,7 +170,7 @@ def fit(
         raise ValueError("resume=True needs a checkpoint path")
     if checkpoint is not None:
         checkpoint = check_checkpoint_path(checkpoint, must_exist=resume)
-    key = jax.random.key(rng_key) if isinstance(rng_key, int) else rng_key
+    rng_key = as_rng_key(rng_key)
 
     steps_per_epoch = (
         len(train)
@@ -187,20 +188,20 @@ def fit(
     best = (math.inf, params, -1)
     start_epoch = 0
     if resume:
-        params, opt_state, history, best, start_epoch, key = load_training_state(
+        params, opt_state, history, best, start_epoch, rng_key = load_training_state(
             checkpoint, estimator, params, opt_state
         )
 
     def step(carry, batch):
-        params, opt_state, step_key = carry
-        step_key, sub = jax.random.split(step_key)
-        loss, grads = jax.value_and_grad(estimator.loss)(params, batch, sub)
+        params, opt_state, carry_rng_key = carry
+        carry_rng_key, loss_rng_key = jax.random.split(carry_rng_key)
+        loss, grads = jax.value_and_grad(estimator.loss)(params, batch, loss_rng_key)
         updates, opt_state = optimizer.update(grads, opt_state, params)
-        return (optax.apply_updates(params, updates), opt_state, step_key), loss
+        return (optax.apply_updates(params, updates), opt_state, carry_rng_key), loss
 
     jit_step = jax.jit(step)
     jit_epoch = jax.jit(lambda carry, batches: jax.lax.scan(step, carry, batches))
-    val_key = jax.random.key(12345)
+    val_rng_key = jax.random.key(12345)
     jit_val = jax.jit(estimator.loss)
 
     def validation(params) -> float:
@@ -210,7 +211,7 @@ def fit(
             chunk = jax.tree.map(lambda leaf, b=begin: leaf[b : b + batch_size], val)
             size = chunk.sample_shape[0]
             total += (
-                float(jit_val(params, chunk, jax.random.fold_in(val_key, i))) * size
+                float(jit_val(params, chunk, jax.random.fold_in(val_rng_key, i))) * size
             )
         return total / n
 
@@ -220,18 +221,18 @@ def fit(
     stopped_early = False
     for epoch in bar:
         tic = time.perf_counter()
-        epoch_key = jax.random.fold_in(key, epoch)
+        epoch_rng_key = jax.random.fold_in(rng_key, epoch)
         if isinstance(train, TokenGenerator):
-            carry, losses = (params, opt_state, epoch_key), []
+            carry, losses = (params, opt_state, epoch_rng_key), []
             for batch in train:
                 carry, loss = jit_step(carry, batch)
                 losses.append(loss)
             params, opt_state, _ = carry
             train_loss = float(jnp.mean(jnp.stack(losses)))
         else:
-            batches = _epoch_batches(train, batch_size, epoch_key)
+            batches = _epoch_batches(train, batch_size, epoch_rng_key)
             (params, opt_state, _), losses = jit_epoch(
-                (params, opt_state, jax.random.fold_in(epoch_key, 1)), batches
+                (params, opt_state, jax.random.fold_in(epoch_rng_key, 1)), batches
             )
             train_loss = float(jnp.mean(losses))
         if not math.isfinite(train_loss):
@@ -249,7 +250,14 @@ def fit(
         bar.set_postfix(train=f"{train_loss:.4f}", val=f"{val_loss:.4f}")
         if checkpoint is not None:
             save_training_state(
-                checkpoint, estimator, params, opt_state, history, best, epoch + 1, key
+                checkpoint,
+                estimator,
+                params,
+                opt_state,
+                history,
+                best,
+                epoch + 1,
+                rng_key,
             )
         if patience is not None and epoch - best[2] >= patience:
             stopped_early = True

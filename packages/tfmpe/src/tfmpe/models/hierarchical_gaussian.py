@@ -34,9 +34,9 @@ INDEPENDENCE = {
 
 def group_prior(rng_key: Array, n_groups: int, tau: float) -> dict[str, Array]:
     """``mu ~ N(0, 1)`` and ``theta_i | mu ~ N(mu, tau^2)``, shaped for ``Tokens``."""
-    k_mu, k_theta = jax.random.split(rng_key)
-    mu = jax.random.normal(k_mu, (1, 1))
-    theta = mu + tau * jax.random.normal(k_theta, (n_groups, 1))
+    mu_rng_key, theta_rng_key = jax.random.split(rng_key)
+    mu = jax.random.normal(mu_rng_key, (1, 1))
+    theta = mu + tau * jax.random.normal(theta_rng_key, (n_groups, 1))
     return {"mu": mu, "theta": theta}
 
 
@@ -68,9 +68,9 @@ class HierarchicalPrior(ABC):
     def observation(self, rng_key: Array, n_groups: int | None = None) -> dict:
         """A ground truth and its observation, with ``n_groups`` groups."""
         model = self if n_groups is None else replace(self, n_groups=n_groups)
-        k_prior, k_sim = jax.random.split(rng_key)
-        params = model.prior(k_prior)
-        return {**params, **model.simulate(k_sim, params)}
+        prior_rng_key, sim_rng_key = jax.random.split(rng_key)
+        params = model.prior(prior_rng_key)
+        return {**params, **model.simulate(sim_rng_key, params)}
 
 
 @dataclass(frozen=True, kw_only=True)

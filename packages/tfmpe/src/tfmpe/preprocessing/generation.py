@@ -1,15 +1,15 @@
 """Simulated training data as ``Tokens``: on demand or all at once.
 
-Sample ``i`` of a dataset drawn with key ``key`` always uses
-``jax.random.fold_in(key, i)``: the prior draws the parameters from one half of
-it and the simulator the observations from the other. The first pass over a
+Sample ``i`` of a dataset drawn with the PRNG key ``rng_key`` always uses
+``jax.random.fold_in(rng_key, i)``: the prior draws the parameters from one half
+of it and the simulator the observations from the other. The first pass over a
 :class:`TokenGenerator` (seed ``s``) therefore yields exactly the rows of
 :func:`generate_static_dataset` (key ``jax.random.key(s)``); pass ``e`` draws
 fresh simulations from ``jax.random.fold_in(jax.random.key(s), e)``, so every
 epoch of training sees new data and a rerun with the same seed sees the same.
 
-The callables work on one sample: ``prior_fn(key) -> dict`` of parameter
-leaves, ``simulator_fn(key, params) -> dict`` of observation leaves, and the
+The callables work on one sample: ``prior_fn(rng_key) -> dict`` of parameter
+leaves, ``simulator_fn(rng_key, params) -> dict`` of observation leaves, and the
 optional ``functional_input_fn(params, observations) -> dict``; they are
 vmapped over samples.
 """
@@ -26,20 +26,15 @@ from jaxtyping import Array
 
 from tfmpe.preprocessing.flatten import check_token_bytes, positive_count
 from tfmpe.preprocessing.tokens import Tokens
+from tfmpe.rng import as_rng_key
 
 PriorFn = Callable[[Array], dict[str, Array]]
 SimulatorFn = Callable[[Array, dict[str, Array]], dict[str, Array]]
 FunctionalFn = Callable[[dict[str, Array], dict[str, Array]], dict[str, Array]]
 
 
-def _as_key(key: Array | int) -> Array:
-    if isinstance(key, int):
-        return jax.random.key(key)
-    return key
-
-
 def _simulate(
-    key: Array,
+    rng_key: Array,
     indices: Array,
     prior_fn: PriorFn,
     simulator_fn: SimulatorFn,
@@ -53,9 +48,9 @@ def _simulate(
     order: list[str] = []
 
     def one(i):
-        prior_key, sim_key = jax.random.split(jax.random.fold_in(key, i))
-        params = prior_fn(prior_key)
-        observations = simulator_fn(sim_key, params)
+        prior_rng_key, sim_rng_key = jax.random.split(jax.random.fold_in(rng_key, i))
+        params = prior_fn(prior_rng_key)
+        observations = simulator_fn(sim_rng_key, params)
         overlap = set(params) & set(observations)
         if overlap:
             raise ValueError(
@@ -86,10 +81,10 @@ def check_simulation_size(
         Naming ``name``, its value and the memory it would take.
     """
 
-    def one(key):
-        k1, k2 = jax.random.split(key)
-        params = prior_fn(k1)
-        return params, simulator_fn(k2, params)
+    def one(rng_key):
+        prior_rng_key, sim_rng_key = jax.random.split(rng_key)
+        params = prior_fn(prior_rng_key)
+        return params, simulator_fn(sim_rng_key, params)
 
     shapes = jax.eval_shape(one, jax.random.key(0))
     elements = sum(math.prod(leaf.shape) for leaf in jax.tree.leaves(shapes))
@@ -97,7 +92,7 @@ def check_simulation_size(
 
 
 def generate_static_dataset(
-    key: Array | int,
+    rng_key: Array | int,
     prior_fn: PriorFn,
     simulator_fn: SimulatorFn,
     functional_input_fn: FunctionalFn | None,
@@ -109,7 +104,7 @@ def generate_static_dataset(
 
     Parameters
     ----------
-    key : jax.Array or int
+    rng_key : jax.Array or int
         PRNG key (an int is a seed).
     prior_fn, simulator_fn, functional_input_fn : callable
         Per-sample functions (see the module doc).
@@ -127,7 +122,11 @@ def generate_static_dataset(
     n_samples = positive_count(n_samples, "n_samples")
     check_simulation_size(prior_fn, simulator_fn, n_samples, "n_samples")
     data, functional = _simulate(
-        _as_key(key), jnp.arange(n_samples), prior_fn, simulator_fn, functional_input_fn
+        as_rng_key(rng_key),
+        jnp.arange(n_samples),
+        prior_fn,
+        simulator_fn,
+        functional_input_fn,
     )
     return Tokens.from_pytree(
         data, independence, functional, sample_ndims=1, **token_kwargs
@@ -190,7 +189,7 @@ class TokenGenerator:
         self.independence = independence
         self.n_samples, self.batch_size = n_samples, batch_size
         self.drop_last = bool(drop_last)
-        self.key = jax.random.key(seed)
+        self.rng_key = jax.random.key(seed)
         self.epoch = 0
         self.token_kwargs = token_kwargs
 
@@ -202,13 +201,15 @@ class TokenGenerator:
 
     def __iter__(self) -> Iterator[Tokens]:
         """Yield one pass of batches, drawn afresh for every pass."""
-        key = self.key if self.epoch == 0 else jax.random.fold_in(self.key, self.epoch)
+        rng_key = self.rng_key
+        if self.epoch > 0:
+            rng_key = jax.random.fold_in(self.rng_key, self.epoch)
         self.epoch += 1
         for index in range(len(self)):
             start = index * self.batch_size
             stop = min(start + self.batch_size, self.n_samples)
             data, functional = _simulate(
-                key,
+                rng_key,
                 jnp.arange(start, stop),
                 self.prior_fn,
                 self.simulator_fn,
