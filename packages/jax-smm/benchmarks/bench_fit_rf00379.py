@@ -12,7 +12,7 @@ between the model's and the data's connected correlations
 over every pair of columns ``i < j`` and every pair of states ``(a, b)``.
 
 * Data: Rfam RF00379 (3,827 sequences x 136 columns, alphabet ``-ACGU``) from
-  ``<repo root>/../shared/data/RF00379.fasta`` (``--data`` overrides). Any other
+  the project's reference data folder (``--data`` overrides). Any other
   letter counts as a gap. The script exits 0 without writing anything when the
   file is absent.
 * Reweighting, as usual in DCA: a sequence's weight is one over the number of
@@ -51,9 +51,9 @@ coloring has 136 colors of one variable each and a chromatic sweep is in fact
 sequential: one iteration costs about ``136 * chains * sweeps`` conditional
 draws, each over 135 neighbors, plus the factor-cell counts after each sweep.
 
-Peer: the numbers of adabmDCA 1.0.0 (PyTorch, CPU) on the same file are copied
-from ``shared/notes/gibbs-performance-on-cpu.md``; they were not measured by this
-script and the machine load at that time is unknown.
+Peer: the numbers of adabmDCA 1.0.0 (PyTorch, CPU) on the same file were timed
+by the project on the same machine class; they were not measured by this script
+and the machine load at that time is unknown.
 
 Outputs
 -------
@@ -79,7 +79,6 @@ import sys
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -87,16 +86,9 @@ import numpy as np
 # The script's own folder is on sys.path when it runs.
 import readme_blocks
 from fit_tracking import PearsonMonitor, threshold_crossings, timing_summary
-from harness import fit_machine_info, write_json
-from peers.adabmdca import PEER_REFERENCE
-from reporting import plot_fit, print_fit_summary
-from rf00379 import (
-    ALPHABET,
-    IDENTITY_THRESHOLD,
-    checked_pair_cc_fn,
-    prepare,
-    snapshot_ceiling,
-)
+from harness import run_record, start_run, write_json
+from reporting import fit_payload, plot_fit, print_fit_summary
+from rf00379 import checked_pair_cc_fn, prepare, snapshot_ceiling
 
 from jax_smm import SMMConfig, fit_smm
 
@@ -157,8 +149,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--chunk-size", type=int, default=10, help="iterations between callbacks"
     )
-    # 180 s shows the plateau at the noise ceiling (reached within ~100 s since
-    # issue 13's kernel; the default was 600 s when a fit took 0.17 s/iteration).
+    # 180 s shows the plateau at the noise ceiling (reached within ~100 s with the
+    # current kernel; the default was 600 s when a fit took 0.17 s/iteration).
     p.add_argument("--max-seconds", type=float, default=180.0)
     p.add_argument("--stop-at", type=float, default=0.95, help="Pearson to stop at")
     p.add_argument(
@@ -197,17 +189,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
 
     data = prepare(data_path, args.pseudocount)
-    seqs, weights, graph, target_cc = (
-        data.seqs,
-        data.weights,
-        data.graph,
-        data.target_cc,
+    graph, target_cc = data.graph, data.target_cc
+    model_cc = checked_pair_cc_fn(graph, data.seqs, args.chains)
+    ceiling = snapshot_ceiling(
+        data.seqs, data.weights, args.chains, model_cc, target_cc
     )
-    num_seqs, length = seqs.shape
-    m_eff, alpha = data.m_eff, data.alpha
-    model_cc = checked_pair_cc_fn(graph, seqs, args.chains)
-
-    ceiling = snapshot_ceiling(seqs, weights, args.chains, model_cc, target_cc)
     print(
         f"noise ceiling: {args.chains} states drawn from the data itself score "
         f"Pearson {np.median(ceiling):.4f} (median of {len(ceiling)})"
@@ -244,7 +230,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"{args.chunk_size} iterations, stop at pearson {args.stop_at:g} or "
         f"{args.max_seconds:g} s"
     )
-    machine_before = fit_machine_info()
+    started = start_run()
     monitor = PearsonMonitor(model_cc, target_cc, args.stop_at, args.max_seconds)
     monitor.begin()
     _, history = fit_smm(graph, data.targets, config, callback=monitor)
@@ -261,8 +247,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     print_fit_summary(
         args,
-        m_eff=m_eff,
-        alpha=alpha,
+        m_eff=data.m_eff,
+        alpha=data.alpha,
         timing=timing,
         crossings=crossings,
         ceiling=ceiling,
@@ -271,65 +257,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
 
     suffix = "_quick" if args.quick else ""
-    payload = {
-        "benchmark": "fit_rf00379",
-        "created": datetime.now(UTC).isoformat(timespec="seconds"),
-        "command": [sys.executable, *sys.argv],
-        "measurement": (
-            "wall seconds since fit_smm was called (setup, compile and callback "
-            "included) at which the Pearson correlation of model vs target "
-            "connected correlations, estimated from one state per chain after "
-            "each chunk, first reaches each threshold; compile-excluded times "
-            "subtract the first chunk's excess over the median chunk"
-        ),
-        "data": {
-            "path": str(data_path),
-            "num_sequences": num_seqs,
-            "num_columns": length,
-            "alphabet": ALPHABET,
-            "identity_threshold": IDENTITY_THRESHOLD,
-            "m_eff": m_eff,
-            "pseudocount": alpha,
-            "preparation_seconds": {
-                "read_and_reweight": data.seconds["read_and_reweight"],
-                "build_graph": data.seconds["build_graph"],
-                "targets": data.seconds["targets"],
-            },
-        },
-        "settings": asdict(settings),
-        "model": {
-            "variables": graph.num_vars,
-            "factors": len(graph.factors),
-            "parameters": graph.plan.num_params,
-            "colors": graph.plan.num_colors,
-        },
-        "snapshot_noise_ceiling": {
-            "description": (
-                "Pearson of the connected correlations of `chains` sequences "
-                "drawn (with their weights) from the data itself vs the targets: "
-                "what a perfect model can score with this estimator"
-            ),
-            "values": ceiling,
-            "median": float(np.median(ceiling)),
-        },
-        "timing": timing,
-        "thresholds": crossings,
-        "final": {
-            "pearson": final.pearson,
-            "iterations": final.iterations,
-            "seconds": final.seconds,
-            "fit_seconds": fit_seconds,
-            "stop_reason": monitor.stop_reason,
-            "last_mean_moment_error": float(history.mean_error[-1]),
-            "last_max_moment_error": float(history.max_error[-1]),
-        },
-        "curve": [asdict(p) for p in points],
-        "machine": {
-            **machine_before,
-            "load_average_after": fit_machine_info()["load_average_1_5_15"],
-        },
-        "peer_reference": PEER_REFERENCE,
-    }
+    payload = fit_payload(
+        run=run_record(started),
+        data=data,
+        data_path=data_path,
+        settings=asdict(settings),
+        ceiling=ceiling,
+        timing=timing,
+        crossings=crossings,
+        points=points,
+        fit_seconds=fit_seconds,
+        stop_reason=monitor.stop_reason,
+        history=history,
+    )
     out_json = args.out_dir / f"{RESULT_STEM}{suffix}.json"
     out_png = args.out_dir / f"{RESULT_STEM}{suffix}.png"
     write_json(out_json, payload)
@@ -345,9 +285,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     print(f"\nwrote {out_json}\nwrote {out_png}")
     if not (args.quick or args.no_readme):
-        block = readme_blocks.render_fit(payload)
-        if readme_blocks.update_readme("fit_rf00379", block):
-            print(f"rewrote the bench:fit_rf00379 block of {readme_blocks.README}")
+        readme_blocks.refresh("fit_rf00379", payload)
     return 0
 
 

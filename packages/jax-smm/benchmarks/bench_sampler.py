@@ -46,12 +46,12 @@ Checks, run before anything is written
 
 Outputs
 -------
-A table on stdout, ``sampler_throughput.json`` (rates, raw times, checks,
-machine information, load averages before and after) and
-``sampler_throughput.png`` (grouped bars, log scale), both written atomically
-into ``--out-dir`` (default: ``results/`` next to this script). A full run (not
-``--quick``, not ``--no-readme``) then rewrites the ``bench:sampler`` block of
-the package README from that JSON (:mod:`readme_blocks`).
+A table on stdout, ``sampler_throughput.json`` (the run record, rates, raw
+times and checks) and ``sampler_throughput.png`` (grouped bars, log scale),
+both written atomically into ``--out-dir`` (default: ``results/`` next to this
+script). A full run (not ``--quick``, not ``--no-readme``) then rewrites the
+``bench:sampler`` block of the package README from that JSON
+(:mod:`readme_blocks`).
 
 Usage::
 
@@ -65,7 +65,6 @@ import argparse
 import statistics
 import sys
 from collections.abc import Sequence
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -73,7 +72,7 @@ import numpy as np
 
 # The script's own folder is on sys.path when it runs.
 import readme_blocks
-from harness import load_average, machine_info, source_state, time_calls, write_json
+from harness import run_record, start_run, time_calls, write_json
 from peers import IMPLEMENTATIONS, make_sampler
 from peers.base import Sampler
 from potts_grid import PARAM_STD, check_parameterisation, compare_marginals, make_potts
@@ -210,12 +209,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.skip_counts:
         skipped.add("ours_counts")
     implementations = [name for name in IMPLEMENTATIONS if name not in skipped]
-    load_before = load_average()
-    machine = machine_info()
-    source = source_state()  # now, close to when jax_smm was imported
+    started = start_run()  # git state now, close to when jax_smm was imported
+    machine = started.machine
     print(
-        f"jax {machine['jax']} on {machine['backend']} ({machine['device_kind']}), "
-        f"{machine['cpu_count']} CPUs; grid {args.side}x{args.side}, "
+        f"jax {started.versions['jax']} on {machine['backend']} "
+        f"({machine['device_kind']}), {machine['cpu_count']} CPUs; "
+        f"grid {args.side}x{args.side}, "
         f"{args.chains} chains, {args.sweeps} sweeps x {args.repeats} repeats",
         flush=True,
     )
@@ -239,11 +238,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     args.out_dir.mkdir(parents=True, exist_ok=True)
     payload = {
+        "run": run_record(started),
         "benchmark": "gibbs sampler throughput, periodic-grid Potts model",
-        "created_utc": datetime.now(UTC).isoformat(timespec="seconds"),
         "device_label": args.device_label,
-        "machine": machine,
-        "source": source,
         "config": {
             "side": args.side,
             "num_sites": args.side * args.side,
@@ -257,10 +254,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             "quick": args.quick,
             "implementations": implementations,
             "rate": "sites * chains * sweeps / median seconds of one call",
-        },
-        "load": {
-            "load_average_1_5_15": load_before,
-            "load_average_after": load_average(),
         },
         "results": records,
         "ratios": ratios(records),
@@ -277,9 +270,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     plot_throughput(records, title, args.out_dir / f"{RESULTS_STEM}.png")
     print(f"\nwrote {json_path} and {RESULTS_STEM}.png")
     if not (args.quick or args.no_readme):
-        block = readme_blocks.render_sampler(payload)
-        if readme_blocks.update_readme("sampler", block):
-            print(f"rewrote the bench:sampler block of {readme_blocks.README}")
+        readme_blocks.refresh("sampler", payload)
     return 0
 
 

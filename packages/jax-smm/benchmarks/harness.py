@@ -1,9 +1,9 @@
-"""Shared helpers of the benchmark scripts: timing, machine, sources, output.
+"""Shared helpers of the benchmark scripts: timing, the run record, output.
 
 Both ``bench_sampler.py`` and ``bench_fit_rf00379.py`` take their timing loop,
-machine information, installed versions, git state and atomic JSON writing
-from here. (The two scripts record the machine under different keys, kept as
-they were so that their JSON stays comparable across runs.)
+the ``run`` record of their results JSON (machine, library versions, git
+commit and dirty flag, command line, timestamp, load averages) and atomic JSON
+writing from here.
 """
 
 from __future__ import annotations
@@ -13,16 +13,19 @@ import json
 import os
 import platform
 import subprocess
+import sys
 import time
+from dataclasses import asdict, dataclass, replace
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
 import jax
-import numpy as np
 
 from jax_smm.persistence import atomic_write
 
 PACKAGE_DIR = Path(__file__).resolve().parents[1]
+LIBRARIES = ("jax", "jaxlib", "numpy", "optax", "thrml", "jax-smm")
 
 
 # ------------------------------------------------------------------- timing
@@ -49,7 +52,7 @@ def time_calls(target: Timed, repeats: int) -> list[float]:
     return times
 
 
-# ------------------------------------------------------------ machine, sources
+# ---------------------------------------------------------------- run record
 
 
 def version_of(distribution: str) -> str | None:
@@ -92,8 +95,12 @@ def load_average() -> list[float] | None:
         return None
 
 
-def source_state() -> dict[str, Any]:
-    """Git commit of this checkout and whether jax_smm's sources differ from it."""
+def git_state() -> dict[str, Any]:
+    """Commit of this checkout and whether the package's code differs from it.
+
+    ``dirty`` covers ``src/`` and ``benchmarks/`` (stored results excluded);
+    both values are ``None`` where git cannot say.
+    """
 
     def git(*cmd: str) -> str | None:
         try:
@@ -108,45 +115,82 @@ def source_state() -> dict[str, Any]:
             return None
         return done.stdout.strip()
 
-    status = git("status", "--porcelain", "--", "src")
+    status = git(
+        "status", "--porcelain", "--", "src", "benchmarks", ":!benchmarks/results"
+    )
     return {
         "commit": git("rev-parse", "HEAD"),
-        "jax_smm_src_modified": None if status is None else bool(status),
+        "dirty": None if status is None else bool(status),
     }
 
 
-def machine_info() -> dict[str, Any]:
-    """Versions, JAX backend and devices, and CPU (``bench_sampler.py``'s record)."""
+@dataclass(frozen=True)
+class RunRecord:
+    """The ``run`` record at the top of every results JSON of the package.
+
+    Attributes
+    ----------
+    timestamp : str or None
+        UTC time the results were written (ISO 8601, seconds).
+    command : list of str
+        The command line.
+    git : dict
+        ``commit`` and ``dirty`` (see :func:`git_state`), taken at the start.
+    versions : dict
+        Python and the installed versions of the libraries involved.
+    machine : dict
+        JAX backend and devices, CPU model and counts, platform.
+    load_average : dict
+        ``before`` and ``after``: the 1, 5 and 15 minute load averages at the
+        start and at the end of the run.
+    """
+
+    timestamp: str | None
+    command: list[str]
+    git: dict[str, Any]
+    versions: dict[str, str | None]
+    machine: dict[str, Any]
+    load_average: dict[str, list[float] | None]
+
+
+def start_run() -> RunRecord:
+    """Take the run record's start: command, git state, machine, load before."""
     device = jax.devices()[0]
-    return {
-        "jax": jax.__version__,
-        "jaxlib": version_of("jaxlib"),
-        "numpy": np.__version__,
-        "thrml": version_of("thrml"),
-        "jax_smm": version_of("jax-smm"),
-        "python": platform.python_version(),
-        "backend": jax.default_backend(),
-        "device_kind": device.device_kind,
-        "device_count": jax.device_count(),
-        "cpu_count": os.cpu_count(),
-        "cpu_affinity": usable_cpus(),
-        "cpu_model": cpu_model(),
-        "platform": platform.platform(),
-    }
+    return RunRecord(
+        timestamp=None,
+        command=[sys.executable, *sys.argv],
+        git=git_state(),
+        versions={
+            "python": platform.python_version(),
+            **versions(LIBRARIES),
+        },
+        machine={
+            "backend": jax.default_backend(),
+            "device_kind": device.device_kind,
+            "device_count": jax.device_count(),
+            "jax_devices": [str(d) for d in jax.devices()],
+            "cpu_model": cpu_model(),
+            "cpu_count": os.cpu_count(),
+            "cpu_affinity": usable_cpus(),
+            "platform": platform.platform(),
+            "processor": platform.processor() or platform.machine(),
+        },
+        load_average={"before": load_average(), "after": None},
+    )
 
 
-def fit_machine_info() -> dict[str, Any]:
-    """Versions, CPU counts and load average (``bench_fit_rf00379.py``'s record)."""
-    return {
-        "versions": versions(("jax", "jaxlib", "optax", "numpy", "jax-smm")),
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "processor": platform.processor() or platform.machine(),
-        "cpu_count": os.cpu_count(),
-        "cpus_usable": usable_cpus(),
-        "jax_devices": [str(d) for d in jax.devices()],
-        "load_average_1_5_15": load_average(),
-    }
+def run_record(started: RunRecord) -> dict[str, Any]:
+    """The ``run`` record of a results JSON: ``started`` with its end filled in.
+
+    Every benchmark writes its results with this record under the top-level
+    key ``"run"``.
+    """
+    finished = replace(
+        started,
+        timestamp=datetime.now(UTC).isoformat(timespec="seconds"),
+        load_average={**started.load_average, "after": load_average()},
+    )
+    return asdict(finished)
 
 
 # ------------------------------------------------------------------- output

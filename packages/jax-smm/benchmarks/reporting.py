@@ -1,14 +1,16 @@
 """Tables, summaries and figures of the benchmark scripts.
 
 ``bench_sampler.py``: :func:`ratios`, :func:`format_table` and
-:func:`plot_throughput`; ``bench_fit_rf00379.py``: :func:`print_fit_summary`
-and :func:`plot_fit`. Figures are written atomically.
+:func:`plot_throughput`; ``bench_fit_rf00379.py``: :func:`fit_payload` (its
+results JSON), :func:`print_fit_summary` and :func:`plot_fit`. Figures are
+written by ``jax_smm.plots.save_figure``.
 """
 
 from __future__ import annotations
 
 import argparse
 from collections.abc import Sequence
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -16,8 +18,9 @@ import numpy as np
 from fit_tracking import THRESHOLDS, CurvePoint
 from peers import IMPLEMENTATIONS
 from peers.adabmdca import PEER_REFERENCE
+from rf00379 import ALPHABET, IDENTITY_THRESHOLD, Prepared
 
-from jax_smm.persistence import atomic_write
+from jax_smm import FitHistory
 from jax_smm.plots import save_figure
 
 # ---------------------------------------------------------- sampler throughput
@@ -89,11 +92,106 @@ def plot_throughput(records: Sequence[dict[str, Any]], title: str, path: Path) -
     ax.set_ylabel("million variable updates / s")
     ax.set_title(title, fontsize=10)
     ax.legend()
-    atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=120))
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 # ------------------------------------------------------------------ RF00379 fit
+
+
+def fit_payload(
+    *,
+    run: dict[str, Any],
+    data: Prepared,
+    data_path: Path,
+    settings: dict[str, Any],
+    ceiling: Sequence[float],
+    timing: dict[str, Any],
+    crossings: dict[str, dict[str, Any] | None],
+    points: Sequence[CurvePoint],
+    fit_seconds: float,
+    stop_reason: str,
+    history: FitHistory,
+) -> dict[str, Any]:
+    """The results JSON of the fit benchmark.
+
+    Parameters
+    ----------
+    run : dict
+        The run record (``harness.run_record``).
+    data : Prepared
+        The alignment, graph and targets.
+    data_path : Path
+        The FASTA file read.
+    settings : dict
+        The run's settings.
+    ceiling : sequence of float
+        Noise-ceiling Pearsons of data resampled to the chain count.
+    timing, crossings : dict
+        From ``fit_tracking.timing_summary`` and ``threshold_crossings``.
+    points : sequence of CurvePoint
+        The curve (at least one point).
+    fit_seconds : float
+        Wall seconds of the whole ``fit_smm`` call.
+    stop_reason : str
+        Why the fit stopped.
+    history : FitHistory
+        The fit's history (its last moment errors are recorded).
+    """
+    final = points[-1]
+    return {
+        "run": run,
+        "benchmark": "fit_rf00379",
+        "measurement": (
+            "wall seconds since fit_smm was called (setup, compile and callback "
+            "included) at which the Pearson correlation of model vs target "
+            "connected correlations, estimated from one state per chain after "
+            "each chunk, first reaches each threshold; compile-excluded times "
+            "subtract the first chunk's excess over the median chunk"
+        ),
+        "data": {
+            "path": str(data_path),
+            "num_sequences": data.seqs.shape[0],
+            "num_columns": data.seqs.shape[1],
+            "alphabet": ALPHABET,
+            "identity_threshold": IDENTITY_THRESHOLD,
+            "m_eff": data.m_eff,
+            "pseudocount": data.alpha,
+            "preparation_seconds": {
+                "read_and_reweight": data.seconds["read_and_reweight"],
+                "build_graph": data.seconds["build_graph"],
+                "targets": data.seconds["targets"],
+            },
+        },
+        "settings": settings,
+        "model": {
+            "variables": data.graph.num_vars,
+            "factors": len(data.graph.factors),
+            "parameters": data.graph.plan.num_params,
+            "colors": data.graph.plan.num_colors,
+        },
+        "snapshot_noise_ceiling": {
+            "description": (
+                "Pearson of the connected correlations of `chains` sequences "
+                "drawn (with their weights) from the data itself vs the targets: "
+                "what a perfect model can score with this estimator"
+            ),
+            "values": ceiling,
+            "median": float(np.median(ceiling)),
+        },
+        "timing": timing,
+        "thresholds": crossings,
+        "final": {
+            "pearson": final.pearson,
+            "iterations": final.iterations,
+            "seconds": final.seconds,
+            "fit_seconds": fit_seconds,
+            "stop_reason": stop_reason,
+            "last_mean_moment_error": float(history.mean_error[-1]),
+            "last_max_moment_error": float(history.max_error[-1]),
+        },
+        "curve": [asdict(p) for p in points],
+        "peer_reference": PEER_REFERENCE,
+    }
 
 
 def print_fit_summary(
@@ -144,7 +242,7 @@ def print_fit_summary(
     )
     peer = PEER_REFERENCE["thresholds"]
     print(
-        f"  peer (adabmDCA, from notes)   0.8 at {peer['0.8']['seconds']:g} s, 0.9 at "
+        f"  peer (adabmDCA 1.0.0)         0.8 at {peer['0.8']['seconds']:g} s, 0.9 at "
         f"{peer['0.9']['seconds']:g} s / {peer['0.9']['iterations']} updates "
         "(reported, not measured here)"
     )
@@ -215,7 +313,7 @@ def plot_fit(
         [0.8, 0.9],
         "k*",
         ms=10,
-        label="adabmDCA 1.0.0, reported in notes (not measured here)",
+        label="adabmDCA 1.0.0, timed by the project (not in this run)",
     )
     ax.set_xlabel("wall seconds since fit_smm was called")
     ax.set_ylabel("Pearson of connected correlations")
@@ -224,7 +322,4 @@ def plot_fit(
     ax.set_title(title, fontsize=10)
     ax.grid(True, alpha=0.3)
     ax.legend(loc="lower right", fontsize=8)
-    try:
-        save_figure(fig, path)
-    finally:
-        plt.close(fig)
+    save_figure(fig, path)

@@ -1,5 +1,6 @@
 """The benchmarks' README blocks and their quick modes (so no benchmark rots)."""
 
+import dataclasses
 import importlib.util
 import json
 import subprocess
@@ -13,8 +14,11 @@ DATA = Path(__file__).resolve().parents[4] / "shared" / "data" / "RF00379.fasta"
 
 
 def load(name):
-    spec = importlib.util.spec_from_file_location(name, BENCH / f"{name}.py")
+    """Import ``benchmarks/<name>.py`` under a name of its own."""
+    unique = f"jax_smm_benchmarks_{name}"
+    spec = importlib.util.spec_from_file_location(unique, BENCH / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
+    sys.modules[unique] = module  # dataclasses look their module up
     spec.loader.exec_module(module)
     return module
 
@@ -22,6 +26,24 @@ def load(name):
 def test_readme_blocks_are_rendered_from_the_results_json():
     blocks = load("readme_blocks")
     assert blocks.main(["--check"]) == 0
+
+
+def run_record_shape(payload):
+    """The keys of a results JSON's ``run`` record, one level into each dict."""
+    return {
+        key: sorted(value) if isinstance(value, dict) else None
+        for key, value in payload["run"].items()
+    }
+
+
+def test_stored_results_share_one_run_record():
+    fields = [f.name for f in dataclasses.fields(load("harness").RunRecord)]
+    shapes = []
+    for name in ("sampler_throughput", "fit_rf00379"):
+        payload = json.loads((BENCH / "results" / f"{name}.json").read_text())
+        assert next(iter(payload)) == "run" and list(payload["run"]) == fields
+        shapes.append(run_record_shape(payload))
+    assert shapes[0] == shapes[1]
 
 
 def test_replace_block_rewrites_between_markers_only():
@@ -63,6 +85,9 @@ def test_sampler_benchmark_quick_mode(tmp_path):
         c["ours_counts_states_equal_ours"]["ok"] for c in payload["checks"].values()
     )
     assert (tmp_path / "sampler_throughput.png").is_file()
+    stored = json.loads((BENCH / "results" / "sampler_throughput.json").read_text())
+    assert run_record_shape(payload) == run_record_shape(stored)
+    assert payload["run"]["git"]["dirty"] in (True, False)
     assert (BENCH.parent / "README.md").read_text() == readme  # quick: untouched
 
 
@@ -80,3 +105,6 @@ def test_fit_benchmark_quick_mode(tmp_path):
     payload = json.loads((tmp_path / "fit_rf00379_quick.json").read_text())
     assert payload["curve"] and payload["settings"]["quick"]
     assert 0.5 < payload["snapshot_noise_ceiling"]["median"] < 1.0
+    stored = json.loads((BENCH / "results" / "sampler_throughput.json").read_text())
+    assert run_record_shape(payload) == run_record_shape(stored)
+    assert (tmp_path / "fit_rf00379_quick.png").is_file()

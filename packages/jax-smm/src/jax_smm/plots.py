@@ -11,10 +11,43 @@ from jax_smm.persistence import atomic_write
 
 
 def save_figure(fig: Any, path: str | os.PathLike) -> Path:
-    """Write a matplotlib figure atomically (``persistence.atomic_write``)."""
-    return atomic_write(
-        path, lambda tmp: fig.savefig(tmp, dpi=120, bbox_inches="tight")
-    )
+    """Write a matplotlib figure atomically, then close it.
+
+    Every figure the package writes goes through here.
+
+    Parameters
+    ----------
+    fig : matplotlib.figure.Figure
+    path : path-like
+        Destination; its suffix (``.png``, ``.pdf``, ...) is the format.
+
+    Returns
+    -------
+    pathlib.Path
+        ``path``, written through ``persistence.atomic_write`` (a failing write
+        leaves nothing behind). The figure is closed even if writing fails.
+
+    Raises
+    ------
+    ValueError
+        If ``path`` has no suffix to take the format from.
+    """
+    import matplotlib.pyplot as plt
+
+    path = Path(path)
+    try:
+        if not path.suffix:
+            raise ValueError(
+                f"path {str(path)!r} has no suffix to take the format from"
+            )
+        return atomic_write(
+            path,
+            lambda tmp: fig.savefig(
+                tmp, dpi=120, bbox_inches="tight", format=path.suffix[1:]
+            ),
+        )
+    finally:
+        plt.close(fig)
 
 
 def plot_history(
@@ -53,7 +86,4 @@ def plot_history(
     ax.set_title(title or "stochastic moment matching")
     ax.grid(True, which="both", alpha=0.3)
     ax.legend()
-    try:
-        return save_figure(fig, path)
-    finally:
-        plt.close(fig)
+    return save_figure(fig, path)
