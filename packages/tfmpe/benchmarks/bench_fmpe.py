@@ -81,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
 
     est, info, peer, train = reference
     fact_budget = budgets[len(budgets) // 2]
-    posterior, fact_info = lib.train_factorised(fact_budget, steps, config, args.seed)
+    posterior, fact_info = lib.train_factorized(fact_budget, steps, config, args.seed)
     for k in (5, 10, 20):
         model_k = HierarchicalGaussian(n_groups=k)
         observed_k = lib.truths(model_k, n_obs, 20_000 + k)
@@ -96,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
         ess: list[float] = []
         fact = report.summary(
             lib.scores(
-                lib.factorised_sampler(posterior, ess), model_k, observed_k, n_samples
+                lib.factorized_sampler(posterior, ess), model_k, observed_k, n_samples
             )
         )
         log(f"K = {k}: joint {joint['mean']:.3f}, factorized {fact['mean']:.3f}")
@@ -105,11 +105,11 @@ def main(argv: list[str] | None = None) -> int:
                 "groups": k,
                 "joint_trained_at_5": joint,
                 "factorized": fact,
-                "factorised_min_ess": float(min(ess)),
+                "factorized_min_ess": float(min(ess)),
                 "flowjax": "cannot run: its input size is fixed at K = 5",
             }
         )
-    results["factorised_fit"] = fact_info
+    results["factorized_fit"] = fact_info
 
     batch = lib.first(train, 128)
     results["speed"] = {

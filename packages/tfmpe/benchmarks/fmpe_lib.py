@@ -15,7 +15,7 @@ from scipy.stats import norm
 
 from tfmpe import Tokens, generate_static_dataset
 from tfmpe.estimators import FlowMatchingEstimator
-from tfmpe.estimators.factorized import FactorisedPosterior
+from tfmpe.estimators.factorized import FactorizedPosterior
 from tfmpe.estimators.layout import layout
 from tfmpe.metrics import c2st
 from tfmpe.models.hierarchical_gaussian import (
@@ -120,7 +120,7 @@ def peer_sampler(peer: flowjax_npe.FlowjaxNPE):
     return sample
 
 
-def train_factorised(budget: int, steps: int, config, seed: int):
+def train_factorized(budget: int, steps: int, config, seed: int):
     """Two single-group estimators from ``budget`` single-group simulations.
 
     The global one sees the data through dense attention (``theta`` is
@@ -146,7 +146,7 @@ def train_factorised(budget: int, steps: int, config, seed: int):
     local_est, l_info = train_ours(
         *data(INDEPENDENCE), ["theta"], ["mu", "obs"], steps, config, seed + 7
     )
-    posterior = FactorisedPosterior(
+    posterior = FactorizedPosterior(
         global_est,
         local_est,
         lambda values: norm.logpdf(np.asarray(values["mu"]).reshape(-1)),
@@ -163,7 +163,7 @@ def train_factorised(budget: int, steps: int, config, seed: int):
     return posterior, info
 
 
-def factorised_sampler(posterior: FactorisedPosterior, ess: list[float]):
+def factorized_sampler(posterior: FactorizedPosterior, ess: list[float]):
     """``sampler(truth, n, seed)`` of the factorized posterior (records ESS).
 
     ``n`` importance proposals (each costs ``K`` flow densities) keep the

@@ -80,7 +80,7 @@ def markdown(results: dict[str, Any]) -> str:
     for r in results["generalization"]:
         lines.append(
             f"| {r['groups']} | {r['joint_trained_at_5']['mean']:.3f} | "
-            f"{r['factorized']['mean']:.3f} | {r['factorised_min_ess']:.0f} | "
+            f"{r['factorized']['mean']:.3f} | {r['factorized_min_ess']:.0f} | "
             "cannot run (fixed input size) |"
         )
     s = results["speed"]

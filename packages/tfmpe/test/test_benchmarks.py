@@ -75,7 +75,7 @@ def test_estimator_benchmark_quick_mode_writes_its_results(tmp_path):
     for record in results["generalization"]:
         for name in ("joint_trained_at_5", "factorized"):
             assert all(0 <= v <= 1 for v in record[name]["values"])
-        assert positive(record["factorised_min_ess"])
+        assert positive(record["factorized_min_ess"])
     speed = results["speed"]
     assert speed["step"]["same_loss"] is True
     assert positive(speed["step"]["tokens_s"]) and positive(speed["step"]["packed_s"])

@@ -12,7 +12,7 @@ from scipy.stats import norm
 
 from tfmpe import Tokens, generate_static_dataset
 from tfmpe.estimators import FlowMatchingEstimator
-from tfmpe.estimators.factorized import FactorisedPosterior
+from tfmpe.estimators.factorized import FactorizedPosterior
 from tfmpe.metrics import c2st, sbc_ranks, sbc_uniformity
 from tfmpe.models.hierarchical_gaussian import (
     INDEPENDENCE,
@@ -83,12 +83,12 @@ def test_joint_posterior_is_calibrated(joint):
     assert sbc_uniformity(ranks, n_samples).min() > 0.001
 
 
-def test_factorised_posterior_generalises_to_more_groups():
+def test_factorized_posterior_generalizes_to_more_groups():
     single = HierarchicalGaussian(n_groups=1)
     # theta integrated out: mu sees the observations directly
     global_est = fit(single, ["mu"], ["obs"], seed=20, spec=GLOBAL)
     local_est = fit(single, ["theta"], ["mu", "obs"], seed=30)
-    posterior = FactorisedPosterior(
+    posterior = FactorizedPosterior(
         global_est,
         local_est,
         lambda values: norm.logpdf(np.asarray(values["mu"]).reshape(-1)),

@@ -24,7 +24,7 @@ import numpy as np
 
 from tfmpe.io import atomic_write
 from tfmpe.nn.transformer import TransformerConfig
-from tfmpe.preprocessing.masks import normalise_independence
+from tfmpe.preprocessing.masks import normalize_independence
 
 if TYPE_CHECKING:
     from tfmpe.estimators.flow_matching import FlowMatchingEstimator
@@ -185,7 +185,7 @@ def _estimator_from_header(header: dict[str, Any]) -> FlowMatchingEstimator:
         config=TransformerConfig.from_dict(header["config"]),
         sigma_min=float(header["sigma_min"]),
         time_prior_exponent=header["time_prior_exponent"],
-        independence=normalise_independence(header["independence"]),
+        independence=normalize_independence(header["independence"]),
         rng_key=0,
     )
     return est

@@ -42,7 +42,7 @@ from tfmpe.rng import as_rng_key
 
 
 @dataclass(frozen=True)
-class FactorisedSample:
+class FactorizedSample:
     """Joint posterior samples and the diagnostics of their importance step.
 
     Attributes
@@ -59,7 +59,7 @@ class FactorisedSample:
     n_proposals: int
 
 
-class FactorisedPosterior:
+class FactorizedPosterior:
     """Posterior over any number of groups from two single-group estimators.
 
     Parameters
@@ -143,7 +143,7 @@ class FactorisedPosterior:
         n_proposals: int | None = None,
         widen: float = 1.5,
         min_ess: float = 0.1,
-    ) -> FactorisedSample:
+    ) -> FactorizedSample:
         """Joint posterior samples given ``K`` groups.
 
         Parameters
@@ -166,7 +166,7 @@ class FactorisedPosterior:
 
         Returns
         -------
-        FactorisedSample
+        FactorizedSample
         """
         if isinstance(n, bool) or not isinstance(n, int) or n < 1:
             raise ValueError(f"n must be a positive int, got {n!r}")
@@ -236,7 +236,7 @@ class FactorisedPosterior:
         for key in self.local_keys:
             value = local[key][0]  # (n * K, 1, ...)
             samples[key] = value.reshape(n, n_groups, *value.shape[2:])
-        return FactorisedSample(samples, ess, n_proposals)
+        return FactorizedSample(samples, ess, n_proposals)
 
     def _prior_moments(self, observation: Tokens) -> tuple[np.ndarray, np.ndarray]:
         """Prior mean and variance of every global value.

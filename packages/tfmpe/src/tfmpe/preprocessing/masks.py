@@ -52,7 +52,7 @@ def _names(value: Any, where: str) -> tuple[str, ...]:
     return tuple(value)
 
 
-def normalise_independence(independence: Mapping[str, Any] | None) -> Independence:
+def normalize_independence(independence: Mapping[str, Any] | None) -> Independence:
     """The specification as hashable nested tuples ``(local, cross, cross_local)``.
 
     Raises
@@ -257,7 +257,7 @@ def build_cross_attention_mask(
         cached_mask(
             layout_key(query_slices),
             layout_key(key_slices),
-            normalise_independence(independence),
+            normalize_independence(independence),
         )
     )
 

@@ -38,7 +38,7 @@ from tfmpe.preprocessing.masks import (
     check_independence,
     independence_keys,
     layout_key,
-    normalise_independence,
+    normalize_independence,
 )
 
 SliceRecord = tuple[str, int, tuple[int, ...], tuple[int, ...]]
@@ -131,7 +131,7 @@ def _checked(independence: Mapping[str, Any] | None, slices: Slices) -> Independ
         ``'obss'`` would otherwise be silently ignored) or a cross_local rule
         that does not fit the layout.
     """
-    normalized = normalise_independence(independence)
+    normalized = normalize_independence(independence)
     unknown = sorted(independence_keys(normalized) - set(slices))
     if unknown:
         raise ValueError(
