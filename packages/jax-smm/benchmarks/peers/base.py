@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
+import jax
 import numpy as np
 
 
@@ -30,6 +31,12 @@ class Sampler(Protocol):
 
 class CompiledSampler:
     """Shared timing protocol of the JAX samplers: one compiled call per step."""
+
+    @staticmethod
+    def per_call_rng_keys(seed: int, n_calls: int) -> list[jax.Array]:
+        """One PRNG key per call (warm-up included), folded from ``seed``."""
+        base_rng_key = jax.random.key(seed)
+        return [jax.random.fold_in(base_rng_key, i) for i in range(n_calls)]
 
     def _step(self) -> None:
         raise NotImplementedError

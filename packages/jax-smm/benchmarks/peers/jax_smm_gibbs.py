@@ -39,7 +39,7 @@ class OursSampler(CompiledSampler):
     n_sweeps : int
         Sweeps per call (static under ``jit``).
     n_calls : int
-        Number of calls (warm-up included) to prepare rng_keys for.
+        Number of calls (warm-up included) to prepare PRNG keys for.
     seed : int
         Seed of the JAX PRNG keys.
     with_counts : bool
@@ -62,8 +62,7 @@ class OursSampler(CompiledSampler):
         self.plan = self.graph.plan
         self.theta_ext = extended_params(self.graph.theta_groups)
         self.bins = jnp.asarray(init, jnp.int32)
-        base_rng_key = jax.random.key(seed)
-        self.rng_keys = [jax.random.fold_in(base_rng_key, i) for i in range(n_calls)]
+        self.rng_keys = self.per_call_rng_keys(seed, n_calls)
         jax.block_until_ready((self.theta_ext, self.bins, self.rng_keys))
         self.setup_s = time.perf_counter() - start
         kernel = ChromaticGibbs()

@@ -60,7 +60,7 @@ class ThrmlSampler(CompiledSampler):
     n_sweeps : int
         Sweeps per call (thrml's ``n_warmup`` with a single observed sample).
     n_calls : int
-        Number of calls (warm-up included) to prepare rng_keys for.
+        Number of calls (warm-up included) to prepare PRNG keys for.
     seed : int
         Seed of the JAX PRNG keys.
     """
@@ -122,8 +122,7 @@ class ThrmlSampler(CompiledSampler):
             self.dtype = jnp.uint8
         self.ebm = ebm
         self.state = [self._to_thrml(init[:, s]) for s in self.sites]
-        base_rng_key = jax.random.key(seed)
-        self.rng_keys = [jax.random.fold_in(base_rng_key, i) for i in range(n_calls)]
+        self.rng_keys = self.per_call_rng_keys(seed, n_calls)
         self.arrays, static = eqx.partition(program, eqx.is_array)
         jax.block_until_ready((self.state, self.rng_keys, self.arrays))
         self.setup_s = time.perf_counter() - start
