@@ -75,7 +75,7 @@ import readme_blocks
 from harness import run_record, start_run, time_calls, write_json
 from peers import IMPLEMENTATIONS, make_sampler
 from peers.base import Sampler
-from potts_grid import PARAM_STD, check_parameterisation, compare_marginals, make_potts
+from potts_grid import PARAM_STD, check_parameterization, compare_marginals, make_potts
 from reporting import format_table, plot_throughput, ratios
 
 SIDE = 64
@@ -107,7 +107,7 @@ def benchmark_k(
         if name in ("ours", "ours_counts"):
             checks["ours_num_colors"] = sampler.num_colors
         if name in ("ours", "thrml"):
-            errors = check_parameterisation(
+            errors = check_parameterization(
                 model,
                 sampler if name == "ours" else None,
                 sampler if name == "thrml" else None,

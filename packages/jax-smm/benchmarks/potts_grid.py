@@ -128,7 +128,7 @@ def oriented_incidences(model: PottsModel) -> tuple[np.ndarray, np.ndarray]:
     return other, tables
 
 
-def check_parameterisation(
+def check_parameterization(
     model: PottsModel,
     ours: OursSampler | None,
     peer: ThrmlSampler | None,
