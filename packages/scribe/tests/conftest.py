@@ -14,7 +14,10 @@ GOLDEN = (
 
 @pytest.fixture(scope="session")
 def golden():
-    """The golden log-likelihoods of ``shared/data`` (skips when absent)."""
+    """The golden log-likelihoods of the project's reference data folder.
+
+    Skips, naming the path looked at, when the file is absent.
+    """
     if not GOLDEN.exists():
         pytest.skip(f"golden data not found at {GOLDEN.resolve()}")
     with np.load(GOLDEN) as data:

@@ -4,9 +4,9 @@ The conjugate case: ``p ~ Beta(a, b)`` and counts ``~ NB(r, p)`` with ``r``
 known. In numpyro's convention (``NegativeBinomialProbs(r, p)``, pmf
 ``∝ p^k (1 - p)^r``, see ``models/components/likelihoods.py``) the posterior is
 ``Beta(a + sum k, b + n_cells n_genes r)``. With 800 cells x 20 genes it has
-concentration ~45,600, the tightness of the issue's audit (~47,000), where a
-mean-field guide started at the prior's width used to stay ~4x too wide after
-3,000 steps. The fits run through scribe's own ``run_svi`` at its default
+concentration ~45,600, close to the ~47,000 at which a mean-field guide
+started at the prior's width was measured to stay ~4x too wide after 3,000
+steps. The fits run through scribe's own ``run_svi`` at its default
 settings (Adam at 0.1, cosine decay, one particle).
 """
 

@@ -12,7 +12,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, Strict
 
-SEED_LIMIT = 2**63  # JAX keys take a signed 64-bit seed
+SEED_LIMIT = 2**63  # JAX PRNG keys take a signed 64-bit seed
 
 
 class FitConfig(BaseModel):

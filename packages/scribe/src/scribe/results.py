@@ -58,7 +58,7 @@ def _positive(name: str, value: Any) -> int:
 
 
 def _seed(seed: Any) -> jax.Array:
-    """A JAX key from a user's seed, or an error naming ``seed``."""
+    """A JAX PRNG key from a user's seed, or an error naming ``seed``."""
     return jax.random.PRNGKey(FitConfig(seed=seed).seed)
 
 
@@ -251,13 +251,13 @@ class ScribeResults:
             n_samples: int,
         ) -> dict[str, jax.Array]:
             kwargs = self._call_kwargs(cells, counts)
-            key_guide, key_model = jax.random.split(rng_key)
+            rng_key_guide, rng_key_model = jax.random.split(rng_key)
             latent = Predictive(
                 self.guide_fn,
                 params=params,
                 num_samples=None if fixed else n_samples,
                 posterior_samples=fixed,
-            )(key_guide, **kwargs)
+            )(rng_key_guide, **kwargs)
             latent = {**(fixed or {}), **latent}
             if derived_sites:
                 latent |= Predictive(
@@ -265,7 +265,7 @@ class ScribeResults:
                     posterior_samples=latent,
                     params=params,
                     return_sites=derived_sites,
-                )(key_model, **kwargs)
+                )(rng_key_model, **kwargs)
             return latent
 
         return jax.jit(draws, static_argnames="n_samples")
@@ -397,11 +397,14 @@ class ScribeResults:
                 k: v if k in global_names else v[:, start : start + chunk.size]
                 for k, v in draws.items()
             }
-            key = jax.random.fold_in(jax.random.fold_in(rng_key, 1), start)
+            rng_key_chunk = jax.random.fold_in(jax.random.fold_in(rng_key, 1), start)
             replicates.append(
                 np.asarray(
                     self._jit_replicates(
-                        key, self.params, conditioned, jnp.asarray(chunk, jnp.int32)
+                        rng_key_chunk,
+                        self.params,
+                        conditioned,
+                        jnp.asarray(chunk, jnp.int32),
                     )
                 )
             )

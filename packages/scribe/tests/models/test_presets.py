@@ -19,8 +19,8 @@ COUNTS = jax.random.poisson(jax.random.key(0), 3.0, (N_CELLS, N_GENES)).astype(
 )
 
 
-def run(fn, *args, rng=0, **kwargs):
-    return trace(seed(fn, rng)).get_trace(*args, **kwargs)
+def run(fn, *args, rng_seed=0, **kwargs):
+    return trace(seed(fn, rng_seed)).get_trace(*args, **kwargs)
 
 
 def latent_sites(tr):
@@ -364,7 +364,7 @@ def test_amortized_guide_starts_finite_on_large_library_sizes(model, seed):
         jax.random.key(seed), {}, model_fn, guide_fn, 200, 50, counts=counts
     )
     assert np.isfinite(float(loss))
-    tr = run(guide_fn, 200, 50, counts=counts, rng=seed)
+    tr = run(guide_fn, 200, 50, counts=counts, rng_seed=seed)
     # every cell starts at the mean-field initial Beta: mean 1/2, logit sd 0.1
     np.testing.assert_allclose(tr["p_capture"]["fn"].concentration1, 200, rtol=1e-4)
     np.testing.assert_allclose(tr["p_capture"]["fn"].concentration0, 200, rtol=1e-4)

@@ -93,8 +93,8 @@ def build(specs):
     return model, GuideBuilder().from_specs(specs).build()
 
 
-def run(fn, *args, rng=0, **kwargs):
-    return trace(seed(fn, rng)).get_trace(*args, **kwargs)
+def run(fn, *args, rng_seed=0, **kwargs):
+    return trace(seed(fn, rng_seed)).get_trace(*args, **kwargs)
 
 
 def sample_sites(tr, observed=False):

@@ -41,8 +41,8 @@ def vcp_model():
     return builder.with_likelihood(NBWithVCPLikelihood()).build()
 
 
-def run(fn, *args, rng=0, **kwargs):
-    return trace(seed(fn, rng)).get_trace(*args, **kwargs)
+def run(fn, *args, rng_seed=0, **kwargs):
+    return trace(seed(fn, rng_seed)).get_trace(*args, **kwargs)
 
 
 def log_joint(tr):
@@ -101,7 +101,10 @@ def test_prior_predictive_counts_follow_the_prior_mean():
         .build()
     )
     draws = np.stack(
-        [np.asarray(run(model, 400, N_GENES, rng=k)["counts"]["value"]) for k in (1, 2)]
+        [
+            np.asarray(run(model, 400, N_GENES, rng_seed=k)["counts"]["value"])
+            for k in (1, 2)
+        ]
     )
     # E[p / (1 - p)] for p ~ Beta(a, b) is a / (b - 1)
     assert draws.mean() == pytest.approx(4.0 * 30.0 / 69.0, rel=0.05)
@@ -139,7 +142,7 @@ def test_minibatch_indexes_cells_by_the_plate_subsample():
 
 def test_minibatch_model_replays_the_guide_subsample():
     guide = GuideBuilder().from_specs(SPECS).build()
-    guide_tr = run(guide, N_CELLS, N_GENES, counts=COUNTS, batch_size=BATCH, rng=3)
+    guide_tr = run(guide, N_CELLS, N_GENES, counts=COUNTS, batch_size=BATCH, rng_seed=3)
     model_tr = trace(replay(seed(vcp_model(), 4), guide_tr)).get_trace(
         N_CELLS, N_GENES, counts=COUNTS, batch_size=BATCH
     )
