@@ -1,33 +1,13 @@
 """Scale benchmark: scribe on a sparse 100,000 x 2,000 atlas against scvi-tools.
 
-A negative-binomial cell-type atlas (``scribe.datasets.simulate_atlas``, ~10 %
-non-zero) is simulated once and written to a temporary ``.h5ad`` (CSR ``X``).
-Each contender runs in its own fresh process that reads it with
-``anndata.read_h5ad``, so each peak RSS (``ru_maxrss``) is its own:
-
-* scribe ``nbdm`` (canonical, mean field) and scribe's VAE (``nbdm``, linked,
-  ``guide="vae"``, latent 8, hidden ``(64,)``, default learning rates:
-  the like-for-like peer of scVI),
-  ``scribe.fit(adata, ..., batch_size)``; an epoch is ``ceil(cells / batch)``
-  steps. The fit's first chunk of steps (set-up, JIT compile) is the warm-up
-  (``first_call_s``; ``compile_s`` = that minus its steps at the steady rate);
-  ``--epochs - 1`` epochs are timed after it, their ends interpolated between
-  the fit's progress marks.
-* scvi-tools (``peers/scvi_atlas.py``, another interpreter): ``SCVI(adata,
-  gene_likelihood="nb", n_latent=8, n_hidden=64)``, CPU, ``train_size=1``, no
-  early stopping, same batch size; ``--epochs`` epochs, the first the warm-up.
-
-Reported: median / min / all steady epoch seconds, warm-up, peak RSS (GB),
-ratios scribe / scvi, goals (peak RSS < 4 GB; not slower than scvi-tools).
-Runs are sequential; the load average is recorded before and after.
-
-Usage::
-
-    python packages/scribe/benchmarks/bench_atlas.py            # 100k x 2k
-    python packages/scribe/benchmarks/bench_atlas.py --quick    # smoke run
-
-scvi-tools' interpreter: ``--scvi-python``, else ``$SCRIBE_SCVI_PYTHON``, else
-``<repo>/.venv-scvi/bin/python`` if it exists; without one the scvi part reports
+A simulated negative-binomial atlas (``scribe.datasets.simulate_atlas``) is
+written once to a temporary ``.h5ad``; each contender (scribe ``nbdm``, scribe's
+VAE, scvi-tools' ``SCVI`` under its own interpreter, ``peers/scvi_atlas.py``)
+runs in a fresh process that reads it and prints its record (``--worker`` is
+scribe's child mode). Reported: seconds per epoch, warm-up, peak RSS, ratios to
+scvi-tools and the goals; the package README describes the method. Writes
+``--out`` (JSON) and its ``.png``; ``--quick`` is a smoke run. Without an
+scvi-tools interpreter (``harness.find_scvi_python``) that part reports
 "scvi-tools not available" and scribe still runs.
 """
 
@@ -36,7 +16,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import statistics
 import sys
 import tempfile
@@ -52,14 +31,14 @@ from harness import (  # noqa: E402
     Clock,
     current_rss_gb,
     epoch_seconds,
-    git_state,
-    machine_info,
+    find_scvi_python,
     peak_rss_gb,
+    print_record,
     record_progress,
     run_process,
+    run_record,
     summarize,
-    versions,
-    write_json_atomic,
+    write_results,
 )
 
 VARIANTS: dict[str, dict[str, Any]] = {
@@ -76,7 +55,7 @@ LABELS = {"nbdm": "scribe nbdm", "vae": "scribe VAE", "scvi": "scvi-tools SCVI"}
 FULL = {"n_cells": 100_000, "n_genes": 2_000, "epochs": 4}
 QUICK = {"n_cells": 3_000, "n_genes": 300, "epochs": 6}
 MEMORY_GOAL_GB = 4.0
-SCVI_VENV = HERE.parents[2] / ".venv-scvi" / "bin" / "python"
+VERSIONED = ("jax", "jaxlib", "numpyro", "scribe", "anndata", "scipy", "numpy")
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -84,7 +63,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--quick", action="store_true", help="small smoke run")
     parser.add_argument("--out", type=Path, default=HERE / "results" / "atlas.json")
-    parser.add_argument("--scvi-python", default=os.environ.get("SCRIBE_SCVI_PYTHON"))
+    parser.add_argument("--scvi-python", type=Path)
     parser.add_argument("--epochs", type=int, help="epochs (>= 2, first warm-up)")
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--n-cells", type=int)
@@ -94,8 +73,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--worker", choices=sorted(VARIANTS), help=argparse.SUPPRESS)
     parser.add_argument("--h5ad", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    if args.scvi_python is None and SCVI_VENV.exists():
-        args.scvi_python = str(SCVI_VENV)
+    args.scvi_python = find_scvi_python(args.scvi_python)
     for key, value in (QUICK if args.quick else FULL).items():
         if getattr(args, key) is None:
             setattr(args, key, value)
@@ -107,7 +85,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 
 def run_worker(args: argparse.Namespace) -> int:
-    """Child process: read the .h5ad, fit one scribe variant, write its record."""
+    """Child process: read the .h5ad, fit one scribe variant, print its record."""
     import anndata
 
     import scribe
@@ -136,8 +114,7 @@ def run_worker(args: argparse.Namespace) -> int:
         epochs, warmup = [fit.seconds * steps_per_epoch / n_steps], 0
         first_s = compile_s = None
     loss = fitted.loss_history
-    write_json_atomic(
-        args.out,
+    print_record(
         {
             "call": call,
             "timing": "progress marks" if warmup else "whole call",
@@ -235,20 +212,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     import anndata
 
     from scribe.datasets import simulate_atlas
+    from scribe.io import atomic_write
 
-    record: dict[str, Any] = {
-        "benchmark": "scribe atlas",
-        "quick": args.quick,
-        "machine": machine_info(),
-        "git": git_state(HERE),
-    }
+    run = run_record(VERSIONED)
+    record: dict[str, Any] = {"benchmark": "scribe atlas", "quick": args.quick}
     results: dict[str, Any] = {}
     n_cells, n_genes = args.n_cells, args.n_genes
     with tempfile.TemporaryDirectory(prefix="scribe-atlas-") as tmp:
         with Clock() as sim:
             x = simulate_atlas(n_cells, n_genes, args.density, seed=args.seed)
         h5ad = Path(tmp) / "atlas.h5ad"
-        anndata.AnnData(X=x).write_h5ad(h5ad)
+        atomic_write(h5ad, anndata.AnnData(X=x).write_h5ad)
         record["sizes"] = {
             "n_cells": n_cells,
             "n_genes": n_genes,
@@ -266,25 +240,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         common += ["--batch-size", str(args.batch_size), "--seed", str(args.seed)]
         for name in VARIANTS:
             print(f"running {LABELS[name]} ...", flush=True)
-            out = Path(tmp) / f"{name}.json"
-            command = [sys.executable, __file__, "--worker", name, "--out", str(out)]
-            results[name] = run_process(command + common, out)
+            command = [sys.executable, __file__, "--worker", name, *common]
+            results[name] = run_process(command)
         if not args.scvi_python:
             results["scvi"] = {"error": "scvi-tools not available"}
         else:
             print(f"running {LABELS['scvi']} ({args.scvi_python}) ...", flush=True)
-            out = Path(tmp) / "scvi.json"
-            peer = [args.scvi_python, str(HERE / "peers" / "scvi_atlas.py")]
-            results["scvi"] = run_process([*peer, "--out", str(out), *common], out)
-    record["machine"]["load_average_end"] = machine_info()["load_average"]
+            peer = [str(args.scvi_python), str(HERE / "peers" / "scvi_atlas.py")]
+            results["scvi"] = run_process([*peer, *common])
     scvi_versions = results["scvi"].get("versions", {})
-    record["versions"] = versions(
-        ("jax", "jaxlib", "numpyro", "scribe", "anndata", "scipy", "numpy")
-    ) | {k: scvi_versions.get(k) for k in ("scvi-tools", "torch", "lightning")}
+    run["versions"] |= {
+        k: scvi_versions.get(k) for k in ("scvi-tools", "torch", "lightning")
+    }
     record["results"] = results
     record["ratios_vs_scvi"], record["goals"] = compare(results)
     record["out"] = str(args.out)
-    write_json_atomic(args.out, record)
+    write_results(args.out, run, record)
     if any("epoch_s" in r for r in results.values()):
         plot(record, args.out.with_suffix(".png"))
     print_table(record)

@@ -1,40 +1,22 @@
 """Speed and accuracy of scribe's likelihood, SVI step and VAE against peers.
 
-On simulated NB counts (``--cells`` x ``--genes``, ``p = 0.3``, ``r_g ~
-LogNormal(0, 1)``, minibatches of ``--batch-size`` cells):
-
-1. the summed NB log-likelihood's value and gradient, scribe's ``nb_log_prob``
-   vs numpyro's ``NegativeBinomialProbs`` (goals: >= 3x faster, relative
-   difference <= 1e-4), both against a float64 scipy reference, also on a grid
-   of large counts;
-2. one jitted SVI step of the builder ``standard_model("nbdm", "canonical",
-   "mean_field")`` vs the same model hand-written in NumPyro with
-   ``AutoNormal`` (goal: ratio <= 1.05), also with scribe's NB in that model;
-3. seconds per epoch of the builder VAE vs scvi-tools' ``SCVI(gene_likelihood=
-   "nb")``, trained in turns in a subprocess under the scvi-tools interpreter
-   (``--scvi-python``, ``$SCRIBE_SCVI_PYTHON`` or ``<repo>/.venv-scvi``).
-
-Peers are in ``peers/``, timing helpers in ``timing.py`` and ``harness.py``, the
-table and figure in ``scribe_report.py``; the README describes the method.
-Writes ``scribe.json`` and ``scribe.png`` into ``--out-dir`` (default
-``results/``) unless ``--no-save``.
-
-Usage::
-
-    python packages/scribe/benchmarks/bench_scribe.py            # full run
-    python packages/scribe/benchmarks/bench_scribe.py --quick    # smoke run
+Three parts on simulated NB counts: (1) the NB log-likelihood's value and
+gradient vs numpyro and a float64 scipy reference, (2) one SVI step of the
+builder model vs hand-written NumPyro with ``AutoNormal``, (3) seconds per VAE
+epoch vs scvi-tools' ``SCVI`` (run in its own interpreter, in turns). The
+package README describes the method and the results. Writes ``scribe.json``
+and ``scribe.png`` into ``--out-dir`` unless ``--no-save``; ``--quick`` is a
+smoke run.
 """
 
 from __future__ import annotations
 
 import argparse
 import math
-import os
 import statistics
 import sys
 import time
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -45,49 +27,38 @@ import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 import numpyro.distributions as dist  # noqa: E402
-from harness import git_output, machine_info, versions, write_json_atomic  # noqa: E402
+from harness import run_record, write_results  # noqa: E402
 from numpyro.infer.autoguide import AutoNormal  # noqa: E402
 from peers.numpyro_nb import make_plain_nb_model, numpyro_nb_log_prob  # noqa: E402
 from peers.scipy_nb import large_count_accuracy, reference_value_and_grad  # noqa: E402
-from peers.scvi_runner import DEFAULT_SCVI_PYTHON, scvi_record  # noqa: E402
-from scribe_report import format_table, plot  # noqa: E402
+from peers.scvi_runner import scvi_record  # noqa: E402
+from scribe_report import format_goals, format_table, plot  # noqa: E402
 from timing import (  # noqa: E402
-    first_call,
     make_stepper,
-    relative_difference,
+    time_compiled,
     time_epochs,
     time_interleaved,
+    value_and_grad_differences,
 )
 
+from scribe.datasets import simulate_nb_counts  # noqa: E402
 from scribe.models import presets  # noqa: E402
 from scribe.models.components.distributions import NegativeBinomial  # noqa: E402
 from scribe.models.components.special import nb_log_prob  # noqa: E402
 
-N_CELLS = 10_000
-N_GENES = 2_000
-BATCH_SIZE = 512
 P_TRUE = 0.3
 P_EVAL = 0.25
 R_EVAL_FACTOR = 1.25
-SEED = 0
 LEARNING_RATE = 1e-2
-LL_SPEEDUP_GOAL = 3.0
-LL_RELATIVE_GOAL = 1e-4
-SVI_RATIO_GOAL = 1.05
-VAE_LATENT_DIM = 8
-VAE_HIDDEN_DIMS = (64,)
+GOALS = {
+    "likelihood_speedup_min": 3.0,
+    "likelihood_relative_difference_max": 1e-4,
+    "svi_ratio_max": 1.05,
+}
+VAE = {"latent_dim": 8, "hidden_dims": (64,)}
 RESULTS_STEM = "scribe"
+NOT_CONFIG = ("scvi_python", "no_scvi", "no_save", "out_dir")  # options, not setup
 VERSIONED = ("scribe", "jax", "jaxlib", "numpyro", "optax", "flax", "numpy", "scipy")
-
-
-def simulate_counts(
-    n_cells: int, n_genes: int, seed: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """``int32`` NB(r, p = 0.3) counts (numpyro's convention), ``r_g ~ LogN(0, 1)``."""
-    rng = np.random.default_rng(seed)
-    r = rng.lognormal(0.0, 1.0, size=n_genes)
-    counts = rng.negative_binomial(r, 1.0 - P_TRUE, size=(n_cells, n_genes))
-    return counts.astype(np.int32), r
 
 
 def bench_likelihood(
@@ -106,36 +77,21 @@ def bench_likelihood(
 
     fns_elementwise = {"scribe": nb_log_prob, "numpyro": numpyro_nb_log_prob}
     fns = {name: summed(fn) for name, fn in fns_elementwise.items()}
-    results: dict[str, Any] = {}
-    first_call_s: dict[str, float] = {}
-    for name, fn in fns.items():
-        results[name], first_call_s[name] = first_call(lambda fn=fn: fn(r, p, batch))
-    times = time_interleaved(
+    results, times = time_compiled(
         {name: (lambda fn=fn: fn(r, p, batch)) for name, fn in fns.items()},
         args.repeats,
         args.min_repeat_s,
     )
-    for name, seconds in first_call_s.items():
-        times[name]["first_call_s"] = seconds
     ref_value, ref_grad_r, ref_grad_p = reference_value_and_grad(
         batch_np,
         np.asarray(r, np.float64),
         float(np.float32(P_EVAL)),
     )
-    (ours_value, (ours_r, ours_p)) = results["scribe"]
-    (peer_value, (peer_r, peer_p)) = results["numpyro"]
-    versus_numpyro = {
-        "value": relative_difference(ours_value, peer_value),
-        "grad_r": relative_difference(ours_r, peer_r),
-        "grad_p": relative_difference(ours_p, peer_p),
-    }
+    reference = (ref_value, (ref_grad_r, ref_grad_p))
+    versus_numpyro = value_and_grad_differences(results["scribe"], results["numpyro"])
     versus_float64 = {
-        name: {
-            "value": relative_difference(value, ref_value),
-            "grad_r": relative_difference(grad_r, ref_grad_r),
-            "grad_p": relative_difference(grad_p, ref_grad_p),
-        }
-        for name, (value, (grad_r, grad_p)) in results.items()
+        name: value_and_grad_differences(result, reference)
+        for name, result in results.items()
     }
     speedup = times["numpyro"]["median_s"] / times["scribe"]["median_s"]
     return {
@@ -144,17 +100,18 @@ def bench_likelihood(
         "times": times,
         "speedup_numpyro_over_scribe": speedup,
         "values": {
-            "scribe": float(ours_value),
-            "numpyro": float(peer_value),
+            "scribe": float(results["scribe"][0]),
+            "numpyro": float(results["numpyro"][0]),
             "float64": ref_value,
         },
         "relative_difference_scribe_vs_numpyro": versus_numpyro,
         "relative_error_vs_float64": versus_float64,
         "large_counts": large_count_accuracy(fns_elementwise),
         "goals": {
-            "speedup_ge_3": bool(speedup >= LL_SPEEDUP_GOAL),
+            "speedup_ge_3": bool(speedup >= GOALS["likelihood_speedup_min"]),
             "relative_difference_le_1e-4": bool(
-                max(versus_numpyro.values()) <= LL_RELATIVE_GOAL
+                max(versus_numpyro.values())
+                <= GOALS["likelihood_relative_difference_max"]
             ),
         },
     }
@@ -195,7 +152,7 @@ def bench_svi_step(counts: jax.Array, args: argparse.Namespace) -> dict[str, Any
         / times["plain_scribe_nb"]["median_s"],
         "last_loss": losses,
         "losses_finite": bool(all(math.isfinite(v) for v in losses.values())),
-        "goals": {"ratio_le_1.05": bool(ratio <= SVI_RATIO_GOAL)},
+        "goals": {"ratio_le_1.05": bool(ratio <= GOALS["svi_ratio_max"])},
     }
 
 
@@ -206,12 +163,7 @@ def bench_vae_epoch(
     n_cells, n_genes = counts.shape
     steps_per_epoch = math.ceil(n_cells / args.batch_size)
     model, guide, _ = presets.standard_model(
-        "nbdm",
-        "linked",
-        "vae",
-        n_genes=n_genes,
-        latent_dim=VAE_LATENT_DIM,
-        hidden_dims=VAE_HIDDEN_DIMS,
+        "nbdm", "linked", "vae", n_genes=n_genes, **VAE
     )
     step, compile_s, last_loss = make_stepper(
         model, guide, counts, args.batch_size, args.seed, LEARNING_RATE
@@ -222,14 +174,16 @@ def bench_vae_epoch(
     def one_epoch() -> None:
         scribe_times.extend(time_epochs(step, steps_per_epoch, 1))
 
-    scvi = scvi_record(counts_np, args, one_epoch, VAE_LATENT_DIM, VAE_HIDDEN_DIMS[0])
+    scvi = scvi_record(
+        counts_np, args, one_epoch, VAE["latent_dim"], VAE["hidden_dims"][0]
+    )
     scribe_times += time_epochs(step, steps_per_epoch, args.epochs - len(scribe_times))
     scribe_median = statistics.median(scribe_times)
     record: dict[str, Any] = {
         "steps_per_epoch": steps_per_epoch,
         "cells_per_epoch": steps_per_epoch * args.batch_size,
-        "latent_dim": VAE_LATENT_DIM,
-        "hidden_dims": list(VAE_HIDDEN_DIMS),
+        "latent_dim": VAE["latent_dim"],
+        "hidden_dims": list(VAE["hidden_dims"]),
         "scribe": {
             "epoch_s": scribe_times,
             "median_epoch_s": scribe_median,
@@ -246,38 +200,18 @@ def bench_vae_epoch(
     return record
 
 
-def run_machine_info() -> dict[str, Any]:
-    """Backend, CPUs, load, platform, commit and modified ``packages/scribe/src``."""
-    general = machine_info()
-    modified = git_output(HERE, "status", "--porcelain", "--", "../src")
-    return {
-        "backend": jax.default_backend(),
-        "cpu_count": general["cpu_count"],
-        "load_average_1_5_15": list(os.getloadavg()),
-        "platform": general["platform"],
-        "python": general["python"],
-        "git_commit": git_output(HERE, "rev-parse", "HEAD"),
-        "scribe_src_modified": None if modified is None else modified.splitlines(),
-    }
-
-
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     """Command-line options."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
-    parser.add_argument("--cells", type=int, default=N_CELLS)
-    parser.add_argument("--genes", type=int, default=N_GENES)
-    parser.add_argument("--batch-size", type=int, default=BATCH_SIZE)
+    parser.add_argument("--cells", type=int, default=10_000)
+    parser.add_argument("--genes", type=int, default=2_000)
+    parser.add_argument("--batch-size", type=int, default=512)
     parser.add_argument("--repeats", type=int, default=15, help="timed repeats")
     parser.add_argument("--min-repeat-s", type=float, default=0.2, help="per repeat")
     parser.add_argument("--epochs", type=int, default=6, help="after one warm-up")
-    parser.add_argument("--seed", type=int, default=SEED)
-    parser.add_argument(
-        "--scvi-python",
-        type=Path,
-        default=None,
-        help="python of a venv with scvi-tools (default: $SCRIBE_SCVI_PYTHON, "
-        f"else {DEFAULT_SCVI_PYTHON} if it exists)",
-    )
+    parser.add_argument("--seed", type=int, default=0)
+    scvi_help = "python with scvi-tools (else $SCRIBE_SCVI_PYTHON, <repo>/.venv-scvi)"
+    parser.add_argument("--scvi-python", type=Path, help=scvi_help)
     parser.add_argument("--no-scvi", action="store_true", help="skip scvi-tools")
     parser.add_argument("--quick", action="store_true", help="2,000 x 500, 2 epochs")
     parser.add_argument("--no-save", action="store_true", help="write nothing")
@@ -298,81 +232,62 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the three parts, print the table, write JSON and PNG."""
     args = parse_args(argv)
-    machine = run_machine_info()
-    info = {k: v or "not installed" for k, v in versions(VERSIONED).items()}
+    run = run_record(VERSIONED, backend=jax.default_backend())
+    machine, info = run["machine"], run["versions"]
     print(
         f"scribe {info['scribe']}, jax {info['jax']}, numpyro {info['numpyro']} on "
         f"{machine['backend']} {machine['cpu_count']} CPUs, load "
-        f"{machine['load_average_1_5_15']}; {args.cells:,} x {args.genes:,} counts, "
+        f"{machine['load_average']}; {args.cells:,} x {args.genes:,} counts, "
         f"batch {args.batch_size}",
         flush=True,
     )
     start = time.perf_counter()
-    counts_np, r_true = simulate_counts(args.cells, args.genes, args.seed)
+
+    def progress(part: str) -> None:
+        print(f"{part} ({time.perf_counter() - start:.0f} s)", flush=True)
+
+    counts_np, r_true = simulate_nb_counts(args.cells, args.genes, P_TRUE, args.seed)
+    counts_np = counts_np.astype(np.int32)
     counts = jnp.asarray(counts_np, jnp.float32)
     ll = bench_likelihood(counts_np, r_true, args)
-    print(
-        f"1. likelihood: {ll['speedup_numpyro_over_scribe']:.2f}x "
-        f"({time.perf_counter() - start:.0f} s)",
-        flush=True,
-    )
+    progress(f"1. likelihood: {ll['speedup_numpyro_over_scribe']:.2f}x")
     svi = bench_svi_step(counts, args)
-    print(
-        f"2. SVI step: {svi['ratio_scribe_over_plain']:.3f}x "
-        f"({time.perf_counter() - start:.0f} s)",
-        flush=True,
-    )
+    progress(f"2. SVI step: {svi['ratio_scribe_over_plain']:.3f}x")
     vae = bench_vae_epoch(counts_np, counts, args)
-    print(f"3. VAE epoch ({time.perf_counter() - start:.0f} s)", flush=True)
+    progress("3. VAE epoch")
     elapsed = time.perf_counter() - start
-    machine["load_average_end_1_5_15"] = list(os.getloadavg())
-    print()
     goals = ll["goals"] | svi["goals"]
-    goal_values = {
-        "likelihood_speedup_min": LL_SPEEDUP_GOAL,
-        "likelihood_relative_difference_max": LL_RELATIVE_GOAL,
-        "svi_ratio_max": SVI_RATIO_GOAL,
-    }
-    print(format_table(ll, svi, vae, goal_values))
-    print(
-        "\ngoals: "
-        + ", ".join(f"{k} {'met' if v else 'MISSED'}" for k, v in goals.items())
-    )
+    print(f"\n{format_table(ll, svi, vae, GOALS)}\n\n{format_goals(goals)}")
     print(f"total {elapsed:.1f} s")
     if args.no_save:
         return 0
-    payload = {
-        "benchmark": "scribe: NB log-likelihood, SVI step, VAE epoch vs peers",
-        "created_utc": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": machine,
-        "versions": info,
-        "config": {
-            "cells": args.cells,
-            "genes": args.genes,
-            "batch_size": args.batch_size,
-            "p_true": P_TRUE,
-            "r_true": "LogNormal(0, 1) per gene",
-            "seed": args.seed,
-            "repeats": args.repeats,
-            "min_repeat_s": args.min_repeat_s,
-            "epochs": args.epochs,
-            "optimizer": f"optax.adam({LEARNING_RATE})",
-            "quick": args.quick,
-            "time": "median over interleaved repeats of blocked seconds per call",
-        },
-        "goals": goal_values | {"met": goals},
-        "total_s": elapsed,
-        "likelihood": ll,
-        "svi_step": svi,
-        "vae_epoch": vae,
+    helper = vae["scvi"].get("helper", {}).get("versions", {})
+    info |= {name: helper.get(name) for name in ("scvi-tools", "torch", "lightning")}
+    config = {k: v for k, v in vars(args).items() if k not in NOT_CONFIG} | {
+        "p_true": P_TRUE,
+        "r_true": "LogNormal(0, 1) per gene",
+        "optimizer": f"optax.adam({LEARNING_RATE})",
+        "time": "median over interleaved repeats of blocked seconds per call",
     }
     json_path = args.out_dir / f"{RESULTS_STEM}.json"
-    write_json_atomic(json_path, payload)
+    write_results(
+        json_path,
+        run,
+        {
+            "benchmark": "scribe: NB log-likelihood, SVI step, VAE epoch vs peers",
+            "config": config,
+            "goals": GOALS | {"met": goals},
+            "total_s": elapsed,
+            "likelihood": ll,
+            "svi_step": svi,
+            "vae_epoch": vae,
+        },
+    )
     title = (
         f"scribe, {args.cells:,} x {args.genes:,} NB counts; jax {info['jax']}, "
         f"numpyro {info['numpyro']}, {machine['backend']} {machine['cpu_count']} CPUs"
     )
-    plot(ll, svi, vae, goal_values, title, args.out_dir / f"{RESULTS_STEM}.png")
+    plot(ll, svi, vae, GOALS, title, args.out_dir / f"{RESULTS_STEM}.png")
     print(f"wrote {json_path} and {RESULTS_STEM}.png")
     return 0
 

@@ -1,7 +1,10 @@
-"""Small shared helpers of scribe's benchmarks: clocks, records, atomic files.
+"""Small shared helpers of scribe's benchmarks: clocks, records, results files.
 
-Standard library only, so that a peer running under another interpreter (the
-scvi-tools environment) can import it too: ``sys.path.insert(0, <benchmarks>)``.
+Standard library only at import, so that a peer running under another
+interpreter (the scvi-tools environment) can import it too:
+``sys.path.insert(0, <benchmarks>)``. A peer hands its record to the driver on
+stdout (:func:`print_record`, :func:`parse_record`); only the driver writes
+files, through ``scribe.io.atomic_write`` (:func:`write_results`).
 """
 
 from __future__ import annotations
@@ -16,11 +19,16 @@ import resource
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+REPOSITORY = Path(__file__).resolve().parents[3]
+SCVI_PYTHON = REPOSITORY / ".venv-scvi" / "bin" / "python"
+RECORD_PREFIX = "SCRIBE_BENCH_RECORD "  # a peer's record line on stdout
+EPOCH_MARKER = "SCVI_EPOCH_DONE"  # the scvi-tools peer's line after every epoch
 
 
 def peak_rss_gb() -> float:
@@ -96,11 +104,12 @@ def record_progress(module: Any, marks: list[tuple[float, int]]) -> bool:
     return True
 
 
-def run_process(command: list[str], out: Path) -> dict[str, Any]:
-    """Run a process that writes a JSON record to ``out``; the record, or the error.
+def run_process(command: list[str]) -> dict[str, Any]:
+    """Run a process that prints its record (:func:`print_record`); return it.
 
     Adds ``process_s`` (wall seconds of the whole process). On failure the
-    record is ``{"error": ..., "output_tail": ...}`` and the output is printed.
+    returned record is ``{"error": ..., "output_tail": ...}`` and the output is
+    printed.
     """
     with Clock() as clock:
         try:
@@ -108,11 +117,12 @@ def run_process(command: list[str], out: Path) -> dict[str, Any]:
         except OSError as error:  # e.g. the interpreter does not exist
             print(f"FAILED: {' '.join(command)}: {error}", flush=True)
             return {"error": str(error)}
-    if proc.returncode != 0 or not Path(out).exists():
+    record = parse_record(proc.stdout)
+    if proc.returncode != 0 or record is None:
         tail = (proc.stdout + proc.stderr)[-3000:]
         print(f"FAILED ({proc.returncode}): {' '.join(command)}\n{tail}", flush=True)
         return {"error": f"exit code {proc.returncode}", "output_tail": tail}
-    return json.loads(Path(out).read_text()) | {"process_s": clock.seconds}
+    return record | {"process_s": clock.seconds}
 
 
 class Clock:
@@ -183,17 +193,65 @@ def format_rows(rows: Iterable[tuple[str, str]]) -> str:
     return "\n".join(f"{label:<{width}}{value}" for label, value in rows)
 
 
-def write_json_atomic(path: Path, record: Any) -> None:
-    """Write ``record`` as JSON to ``path`` via a temporary file and a rename."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(handle, "w") as out:
-            json.dump(record, out, indent=2, allow_nan=True)
-            out.write("\n")
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+def find_scvi_python(requested: str | os.PathLike | None) -> Path | None:
+    """The scvi-tools interpreter: ``requested``, ``$SCRIBE_SCVI_PYTHON``, the venv.
+
+    The venv is ``<repository>/.venv-scvi``, used only if it exists; ``None``
+    when none is found.
+    """
+    if requested:
+        return Path(requested)
+    from_env = os.environ.get("SCRIBE_SCVI_PYTHON")
+    if from_env:
+        return Path(from_env)
+    return SCVI_PYTHON if SCVI_PYTHON.exists() else None
+
+
+def print_record(record: Any) -> None:
+    """Print a peer's record as one JSON line on stdout, for :func:`parse_record`."""
+    print(RECORD_PREFIX + json.dumps(record, allow_nan=True), flush=True)
+
+
+def parse_record(output: str) -> Any:
+    """The last record :func:`print_record` put in ``output`` (``None``: none)."""
+    lines = [s for s in output.splitlines() if s.startswith(RECORD_PREFIX)]
+    return json.loads(lines[-1][len(RECORD_PREFIX) :]) if lines else None
+
+
+def run_record(libraries: Iterable[str], **machine: Any) -> dict[str, Any]:
+    """The top-level ``run`` record of every results JSON of scribe's benchmarks.
+
+    Parameters
+    ----------
+    libraries : iterable of str
+        Distributions whose installed versions are recorded (``None``: absent).
+    **machine
+        Added to :func:`machine_info` (e.g. JAX's backend).
+
+    Returns
+    -------
+    dict
+        ``machine``, ``versions``, ``git`` (``commit``, ``dirty``), ``command``
+        (the interpreter and its arguments) and ``timestamp_utc``.
+    """
+    return {
+        "machine": machine_info() | machine,
+        "versions": versions(libraries),
+        "git": git_state(REPOSITORY),
+        "command": [sys.executable, *sys.argv],
+        "timestamp_utc": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+
+
+def write_results(path: Path, run: dict[str, Any], record: dict[str, Any]) -> Path:
+    """Write ``{"run": run, **record}`` as JSON to ``path``, whole.
+
+    ``run`` is :func:`run_record`'s, completed here with the load average at
+    the end (``machine.load_average_end``). The file goes through
+    ``scribe.io.atomic_write`` (imported here: peers never call this).
+    """
+    from scribe.io import atomic_write
+
+    run["machine"]["load_average_end"] = machine_info()["load_average"]
+    text = json.dumps({"run": run, **record}, indent=2, allow_nan=True) + "\n"
+    return atomic_write(path, lambda tmp: tmp.write_text(text))

@@ -13,8 +13,6 @@ from typing import Any
 from harness import format_rows
 from peers.scipy_nb import PLAUSIBLE_LOG_PROB
 
-from scribe.io import atomic_write
-
 
 def ms(seconds: float) -> str:
     """Seconds as milliseconds with two decimals."""
@@ -111,6 +109,13 @@ def format_table(
     return format_rows(rows)
 
 
+def format_goals(met: dict[str, bool]) -> str:
+    """One line: every goal, met or MISSED."""
+    return "goals: " + ", ".join(
+        f"{k} {'met' if v else 'MISSED'}" for k, v in met.items()
+    )
+
+
 def plot(
     ll: dict[str, Any],
     svi: dict[str, Any],
@@ -121,10 +126,9 @@ def plot(
 ) -> None:
     """Four bar charts: likelihood time, large-count error, SVI step, VAE epoch."""
     speedup_goal, ratio_goal = goals["likelihood_speedup_min"], goals["svi_ratio_max"]
-    import matplotlib
-
-    matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
+    from scribe.plots import save_figure  # selects the Agg backend
 
     fig, axes = plt.subplots(1, 4, figsize=(16.0, 4.4), layout="constrained")
     colors = ("tab:blue", "tab:orange", "tab:green")
@@ -199,5 +203,4 @@ def plot(
         f"VAE epoch ({vae['cells_per_epoch']:,} cells)\n{subtitle}", fontsize=9
     )
     fig.suptitle(title, fontsize=10)
-    atomic_write(path, lambda handle: fig.savefig(handle, dpi=120, format="png"))
-    plt.close(fig)
+    save_figure(fig, path)

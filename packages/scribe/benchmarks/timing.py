@@ -70,6 +70,24 @@ def time_interleaved(
     }
 
 
+def time_compiled(
+    functions: Mapping[str, Callable[[], Any]], repeats: int, min_repeat_s: float
+) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
+    """:func:`first_call` of each function, then :func:`time_interleaved`.
+
+    Returns the first call's result per name and the timings, each with its
+    ``first_call_s``.
+    """
+    results: dict[str, Any] = {}
+    first_call_s: dict[str, float] = {}
+    for name, fn in functions.items():
+        results[name], first_call_s[name] = first_call(fn)
+    times = time_interleaved(functions, repeats, min_repeat_s)
+    for name, seconds in first_call_s.items():
+        times[name]["first_call_s"] = seconds
+    return results, times
+
+
 def time_epochs(
     step: Callable[[], Any], steps_per_epoch: int, epochs: int
 ) -> list[float]:
@@ -110,7 +128,7 @@ def make_stepper(
     batch_size : int
         Cells per step (the plate's ``subsample_size``).
     seed : int
-        Key of ``svi.init``.
+        Seed of the PRNG key of ``svi.init``.
     learning_rate : float
         Of ``optax.adam``.
 
@@ -141,3 +159,14 @@ def make_stepper(
 
     _, seconds = first_call(step)
     return step, seconds, lambda: float(loss[0])
+
+
+def value_and_grad_differences(got: Any, expected: Any) -> dict[str, float]:
+    """:func:`relative_difference` of each part of ``(value, (grad_r, grad_p))``."""
+    value, (grad_r, grad_p) = got
+    expected_value, (expected_r, expected_p) = expected
+    return {
+        "value": relative_difference(value, expected_value),
+        "grad_r": relative_difference(grad_r, expected_r),
+        "grad_p": relative_difference(grad_p, expected_p),
+    }

@@ -15,17 +15,9 @@ from pathlib import Path
 import numpy as np
 
 import scribe
+from scribe.datasets import simulate_nb_counts
 
-
-def simulate(
-    n_cells: int, n_genes: int, p: float, seed: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """NB counts with ``r ~ LogNormal(0, 1)``; returns counts and true means."""
-    rng = np.random.default_rng(seed)
-    r = rng.lognormal(0.0, 1.0, n_genes)
-    # numpy's p is the success probability, numpyro's probs is 1 - it
-    counts = rng.negative_binomial(r, 1.0 - p, size=(n_cells, n_genes))
-    return counts, r * p / (1.0 - p)
+P_TRUE = 0.3
 
 
 def main() -> None:
@@ -35,8 +27,9 @@ def main() -> None:
     parser.add_argument("--cells", type=int, default=2000)
     parser.add_argument("--genes", type=int, default=200)
     args = parser.parse_args()
-    counts, mu = simulate(args.cells, args.genes, p=0.3, seed=1)
-    print(f"counts: {counts.shape[0]} cells x {counts.shape[1]} genes, p = 0.3")
+    counts, r = simulate_nb_counts(args.cells, args.genes, p=P_TRUE, seed=1)
+    mu = r * P_TRUE / (1.0 - P_TRUE)  # the NB mean in numpyro's convention
+    print(f"counts: {counts.shape[0]} cells x {counts.shape[1]} genes, p = {P_TRUE}")
     for parameterization in ("linked", "odds_ratio"):
         res = scribe.fit(counts, parameterization=parameterization, n_steps=args.steps)
         mean = res.posterior_mean(n_samples=500)

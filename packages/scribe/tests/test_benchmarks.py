@@ -31,50 +31,83 @@ def test_epoch_seconds_interpolates_between_progress_marks():
     assert summary == {"median": 2.0, "min": 1.0, "all": [3.0, 1.0, 2.0]}
 
 
-def test_write_json_atomic_leaves_no_partial_file(tmp_path):
+def test_write_results_puts_the_run_record_first_and_leaves_no_partial_file(
+    tmp_path,
+):
     harness = load_harness()
     path = tmp_path / "sub" / "r.json"
-    harness.write_json_atomic(path, {"a": [1, 2], "b": math.inf})
-    assert json.loads(path.read_text())["a"] == [1, 2]
+    run = harness.run_record(["numpy"], backend="cpu")
+    harness.write_results(path, run, {"a": [1, 2], "b": math.inf})
+    record = json.loads(path.read_text())
+    assert list(record) == ["run", "a", "b"] and record["a"] == [1, 2]
+    check_run_record(record, {"numpy"})
+    assert record["run"]["machine"]["backend"] == "cpu"
     with pytest.raises(TypeError):
-        harness.write_json_atomic(path, {"bad": object()})
+        harness.write_results(path, run, {"bad": object()})
     assert json.loads(path.read_text())["a"] == [1, 2]  # old file intact
     assert [p.name for p in path.parent.iterdir()] == ["r.json"]
+
+
+def test_a_peer_record_travels_on_stdout_among_other_lines():
+    harness = load_harness()
+    command = [
+        sys.executable,
+        "-c",
+        f"import sys; sys.path.insert(0, {str(BENCHMARKS)!r}); import harness; "
+        "print('noise'); harness.print_record({'x': 1.5, 'y': [1]}); print('tail')",
+    ]
+    record = harness.run_process(command)
+    assert record["x"] == 1.5 and record["y"] == [1] and record["process_s"] > 0
+    failed = harness.run_process([sys.executable, "-c", "print('no record')"])
+    assert failed["error"] == "exit code 0"
+
+
+def test_the_scvi_interpreter_is_found_by_flag_environment_or_venv(
+    tmp_path, monkeypatch
+):
+    harness = load_harness()
+    monkeypatch.setenv("SCRIBE_SCVI_PYTHON", "/from/env/python")
+    assert str(harness.find_scvi_python("/flag/python")) == "/flag/python"
+    assert str(harness.find_scvi_python(None)) == "/from/env/python"
+    monkeypatch.delenv("SCRIBE_SCVI_PYTHON")
+    monkeypatch.setattr(harness, "SCVI_PYTHON", tmp_path / "absent")
+    assert harness.find_scvi_python(None) is None
+    # the default is the repository's own venv, wherever the checkout lies
+    venv = BENCHMARKS.parents[2] / ".venv-scvi" / "bin" / "python"
+    assert venv == load_harness().SCVI_PYTHON
+
+
+def check_run_record(record, libraries):
+    """The top-level ``run`` record every benchmark writes (harness.run_record)."""
+    run = record["run"]
+    assert {"machine", "versions", "git", "command", "timestamp_utc"} <= run.keys()
+    assert {"cpu_count", "platform", "load_average_end"} <= run["machine"].keys()
+    assert {"commit", "dirty"} <= run["git"].keys()
+    assert libraries <= run["versions"].keys()
+    assert run["command"][0] and run["timestamp_utc"].endswith("+00:00")
+
+
+def run_quick(script, *args):
+    proc = subprocess.run(
+        [sys.executable, str(BENCHMARKS / script), "--quick", *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
 
 
 @pytest.mark.slow
 def test_bench_atlas_quick_writes_the_documented_record(tmp_path):
     out = tmp_path / "atlas.json"
-    proc = subprocess.run(
-        [
-            sys.executable,
-            str(BENCHMARKS / "bench_atlas.py"),
-            "--quick",
-            "--out",
-            str(out),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    run_quick("bench_atlas.py", "--out", out)
     record = json.loads(out.read_text())
     assert out.with_suffix(".png").stat().st_size > 0
-    for key in (
-        "machine",
-        "git",
-        "sizes",
-        "versions",
-        "results",
-        "ratios_vs_scvi",
-        "goals",
-    ):
+    check_run_record(
+        record, {"jax", "numpyro", "scribe", "scvi-tools", "torch", "lightning"}
+    )
+    for key in ("sizes", "results", "ratios_vs_scvi", "goals"):
         assert key in record
-    assert {"cpu_count", "platform"} <= record["machine"].keys()
-    assert {"commit", "dirty"} <= record["git"].keys()
-    assert {"jax", "numpyro", "scribe", "scvi-tools", "torch"} <= record[
-        "versions"
-    ].keys()
     sizes = record["sizes"]
     assert sizes["density_simulated"] == pytest.approx(0.1, rel=0.1)
     for name in ("nbdm", "vae"):
@@ -100,3 +133,28 @@ def test_bench_atlas_quick_writes_the_documented_record(tmp_path):
             record["results"]["vae"]["epoch_s"]["median"] / scvi["epoch_s"]["median"]
         )
         assert goals["vae"] == (ratio <= 1.0)
+
+
+@pytest.mark.slow
+def test_bench_scribe_quick_writes_the_documented_record(tmp_path):
+    run_quick("bench_scribe.py", "--out-dir", tmp_path)
+    record = json.loads((tmp_path / "scribe.json").read_text())
+    assert (tmp_path / "scribe.png").stat().st_size > 0
+    check_run_record(record, {"jax", "numpyro", "scribe", "scvi-tools", "torch"})
+    assert record["run"]["machine"]["backend"] == "cpu"
+    assert record["config"]["quick"] is True and record["config"]["cells"] == 2_000
+    ll, svi, vae = record["likelihood"], record["svi_step"], record["vae_epoch"]
+    assert ll["speedup_numpyro_over_scribe"] > 0
+    assert max(ll["relative_difference_scribe_vs_numpyro"].values()) <= 1e-4
+    assert svi["losses_finite"] and svi["ratio_scribe_over_plain"] > 0
+    assert len(vae["scribe"]["epoch_s"]) == record["config"]["epochs"]
+    assert set(record["goals"]["met"]) == {
+        "speedup_ge_3",
+        "relative_difference_le_1e-4",
+        "ratio_le_1.05",
+    }
+    if vae["scvi"]["available"]:
+        assert len(vae["scvi"]["epoch_s"]) == record["config"]["epochs"]
+        assert vae["ratio_scribe_over_scvi"] > 0
+    else:  # scvi-tools may be unavailable here
+        assert vae["scvi"]["reason"]

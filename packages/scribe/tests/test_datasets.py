@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from scribe.datasets import simulate_atlas
+from scribe.datasets import simulate_atlas, simulate_nb_counts
 
 
 @pytest.fixture(scope="module")
@@ -85,3 +85,13 @@ def test_bad_arguments_name_the_argument(kwargs, error, name):
     args = {"n_cells": 10, "n_genes": 5} | kwargs
     with pytest.raises(error, match=name):
         simulate_atlas(**args)
+
+
+def test_simulate_nb_counts_is_seeded_with_numpyros_mean():
+    counts, r = simulate_nb_counts(4000, 30, p=0.3, seed=2)
+    again, _ = simulate_nb_counts(4000, 30, p=0.3, seed=2)
+    assert counts.shape == (4000, 30) and r.shape == (30,)
+    assert np.issubdtype(counts.dtype, np.integer) and (counts >= 0).all()
+    np.testing.assert_array_equal(counts, again)
+    # numpyro's NegativeBinomialProbs(r, p): mean r p / (1 - p)
+    np.testing.assert_allclose(counts.mean(0), r * 0.3 / 0.7, rtol=0.15, atol=0.02)

@@ -4,12 +4,11 @@ import pytest
 import scipy.sparse as sp
 
 import scribe
+from scribe.datasets import simulate_nb_counts
 
 
 def simulate(n_cells, n_genes, p=0.3, seed=1):
-    rng = np.random.default_rng(seed)
-    r = rng.lognormal(0.0, 1.0, n_genes)
-    counts = rng.negative_binomial(r, 1.0 - p, size=(n_cells, n_genes))
+    counts, r = simulate_nb_counts(n_cells, n_genes, p, seed)
     return counts, r * p / (1.0 - p)
 
 

@@ -1,15 +1,13 @@
 """Run ``scvi_epoch.py`` under the scvi-tools interpreter, in turns with a caller.
 
-scvi-tools and PyTorch live in another environment (``$SCRIBE_SCVI_PYTHON`` or
-``<repo>/.venv-scvi``), so the peer runs in a subprocess that prints
-:data:`MARKER` after every epoch and waits for a line on stdin.
+scvi-tools and PyTorch live in another environment (``harness.find_scvi_python``),
+so the peer runs in a subprocess that prints ``harness.EPOCH_MARKER`` after every epoch,
+waits for a line on stdin, and prints its record at the end.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import queue
 import statistics
 import subprocess
@@ -21,33 +19,21 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from harness import EPOCH_MARKER, find_scvi_python, parse_record
 
-DEFAULT_SCVI_PYTHON = (
-    Path(__file__).resolve().parents[4] / ".venv-scvi" / "bin" / "python"
-)
+from scribe.io import atomic_write
+
 HELPER = Path(__file__).resolve().parent / "scvi_epoch.py"
 TIMEOUT_S = 600
-MARKER = "SCVI_EPOCH_DONE"
 
 
 class ScviUnavailable(RuntimeError):
     """The scvi-tools helper could not start, failed or stalled."""
 
 
-def find_scvi_python(requested: Path | None) -> Path | None:
-    """The interpreter for the scvi-tools run: flag, environment, default path."""
-    if requested is not None:
-        return requested
-    from_env = os.environ.get("SCRIBE_SCVI_PYTHON")
-    if from_env:
-        return Path(from_env)
-    return DEFAULT_SCVI_PYTHON if DEFAULT_SCVI_PYTHON.exists() else None
-
-
 def scvi_command(
     python: Path,
     counts_path: Path,
-    out_path: Path,
     args: argparse.Namespace,
     n_latent: int,
     n_hidden: int,
@@ -55,7 +41,7 @@ def scvi_command(
     """The helper's command line: ``epochs + 1`` epochs, handshake after each."""
     return [
         *(str(python), str(HELPER), "--counts", str(counts_path)),
-        *("--out", str(out_path), "--epochs", str(args.epochs + 1)),
+        *("--epochs", str(args.epochs + 1)),
         *("--batch-size", str(args.batch_size), "--n-latent", str(n_latent)),
         *("--n-hidden", str(n_hidden), "--seed", str(args.seed), "--handshake"),
     ]
@@ -105,68 +91,71 @@ def run_scvi_interleaved(
     ScviUnavailable
         If the helper cannot start, fails, or stalls past :data:`TIMEOUT_S`.
     """
-    with tempfile.TemporaryDirectory() as tmp:
-        counts_path, out_path = Path(tmp) / "counts.npy", Path(tmp) / "scvi.json"
-        np.save(counts_path, counts)
-        log_path = Path(tmp) / "stderr.txt"
-        command = scvi_command(python, counts_path, out_path, args, n_latent, n_hidden)
-        with log_path.open("w") as log:
-            start = time.perf_counter()
-            try:
-                proc = subprocess.Popen(
-                    command,
-                    stdin=subprocess.PIPE,
-                    stdout=subprocess.PIPE,
-                    stderr=log,
-                    text=True,
-                )
-            except OSError as error:
-                raise ScviUnavailable(f"{type(error).__name__}: {error}") from error
-            lines: queue.Queue[str | None] = queue.Queue()
-            threading.Thread(
-                target=pump_lines, args=(proc.stdout, lines), daemon=True
-            ).start()
+    with tempfile.TemporaryDirectory() as folder, tempfile.TemporaryFile("w+") as log:
+        counts_path = Path(folder) / "counts.npy"
+        atomic_write(counts_path, lambda tmp: np.save(tmp, counts))
+        command = scvi_command(python, counts_path, args, n_latent, n_hidden)
 
-            def wait_epoch() -> None:
-                deadline = time.perf_counter() + TIMEOUT_S
-                while True:
-                    try:
-                        line = lines.get(timeout=max(deadline - time.perf_counter(), 0))
-                    except queue.Empty:
-                        proc.kill()
-                        raise ScviUnavailable(
-                            f"no epoch within {TIMEOUT_S} s"
-                        ) from None
-                    if line is None:
-                        proc.wait()
-                        tail = log_path.read_text().strip().splitlines()[-5:]
-                        raise ScviUnavailable(
-                            f"{python} exited {proc.returncode}: " + " | ".join(tail)
-                        )
-                    if line.startswith(MARKER):
-                        return
+        def failed(returncode: int | None) -> ScviUnavailable:
+            log.seek(0)  # the helper's stderr, read back for its last lines
+            tail = " | ".join(log.read().strip().splitlines()[-5:])
+            return ScviUnavailable(f"{python} exited {returncode}: {tail}")
 
-            try:
-                wait_epoch()
-                first_epoch_s = time.perf_counter() - start
-                epoch_s = []
-                for _ in range(args.epochs):
-                    between()
-                    tick = time.perf_counter()
-                    proc.stdin.write("go\n")
-                    proc.stdin.flush()
-                    wait_epoch()
-                    epoch_s.append(time.perf_counter() - tick)
-                proc.stdin.write("go\n")
-                proc.stdin.close()
-                returncode = proc.wait(timeout=TIMEOUT_S)
-            finally:
-                if proc.poll() is None:
+        start = time.perf_counter()
+        try:
+            proc = subprocess.Popen(
+                command,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=log,
+                text=True,
+            )
+        except OSError as error:
+            raise ScviUnavailable(f"{type(error).__name__}: {error}") from error
+        lines: queue.Queue[str | None] = queue.Queue()
+        threading.Thread(
+            target=pump_lines, args=(proc.stdout, lines), daemon=True
+        ).start()
+
+        def wait_epoch() -> None:
+            deadline = time.perf_counter() + TIMEOUT_S
+            while True:
+                try:
+                    line = lines.get(timeout=max(deadline - time.perf_counter(), 0))
+                except queue.Empty:
                     proc.kill()
-        if returncode != 0 or not out_path.exists():
-            tail = log_path.read_text().strip().splitlines()[-5:]
-            raise ScviUnavailable(f"{python} exited {returncode}: " + " | ".join(tail))
-        helper = json.loads(out_path.read_text())
+                    raise ScviUnavailable(f"no epoch within {TIMEOUT_S} s") from None
+                if line is None:
+                    raise failed(proc.wait())
+                if line.startswith(EPOCH_MARKER):
+                    return
+
+        try:
+            wait_epoch()
+            first_epoch_s = time.perf_counter() - start
+            epoch_s = []
+            for _ in range(args.epochs):
+                between()
+                tick = time.perf_counter()
+                proc.stdin.write("go\n")
+                proc.stdin.flush()
+                wait_epoch()
+                epoch_s.append(time.perf_counter() - tick)
+            proc.stdin.write("go\n")
+            proc.stdin.close()
+            rest = []  # the helper's last lines: its record
+            try:
+                while (line := lines.get(timeout=TIMEOUT_S)) is not None:
+                    rest.append(line)
+            except queue.Empty:
+                raise ScviUnavailable(f"no record within {TIMEOUT_S} s") from None
+            returncode = proc.wait(timeout=TIMEOUT_S)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+        helper = parse_record("".join(rest))
+        if returncode != 0 or helper is None:
+            raise failed(returncode)
     return {
         "available": True,
         "python": str(python),

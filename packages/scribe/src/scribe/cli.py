@@ -121,7 +121,12 @@ def _fit(args: argparse.Namespace) -> int:
     import anndata
 
     import scribe
-    from scribe.io import atomic_directory, check_output_dir, write_results
+    from scribe.io import (
+        atomic_directory,
+        atomic_write,
+        check_output_dir,
+        write_results,
+    )
     from scribe.plots import plot_loss, plot_posterior_predictive
 
     check_output_dir(args.out, args.overwrite)
@@ -162,7 +167,7 @@ def _fit(args: argparse.Namespace) -> int:
             plot_posterior_predictive(results, folder / "posterior_predictive.png")
             if args.write_h5ad:
                 results.to_anndata(adata, n_samples=args.samples, seed=args.seed)
-                adata.write_h5ad(folder / "annotated.h5ad")
+                atomic_write(folder / "annotated.h5ad", adata.write_h5ad)
     print(f"wrote {args.out}: final loss {results.final_loss():.6g}")
     return 0
 

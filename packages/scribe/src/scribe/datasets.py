@@ -1,4 +1,4 @@
-"""Count matrices: shipped real samples and a simulated sparse atlas.
+"""Count matrices: shipped real samples, simulated NB counts and a sparse atlas.
 
 Real data comes from installed packages (never downloaded).
 """
@@ -93,6 +93,38 @@ def _expected_density(
     mean = np.exp(log_mu + log_scale)
     p_zero = np.exp(-r * np.log1p(mean / r))
     return float(np.sum(weights * (1.0 - p_zero)) / log_mu.shape[1])
+
+
+def simulate_nb_counts(
+    n_cells: int, n_genes: int, p: float = 0.3, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
+    """Dense negative-binomial counts with one dispersion per gene.
+
+    ``r_g ~ LogNormal(0, 1)`` and ``counts[c, g] ~ NB(r_g, p)`` in numpyro's
+    convention (mean ``r p / (1 - p)``), drawn by ``numpy.random.default_rng(
+    seed)`` (the same seed, the same counts).
+
+    Parameters
+    ----------
+    n_cells, n_genes : int
+        Shape of the matrix.
+    p : float
+        The success probability of every count, in (0, 1).
+    seed : int
+        Seed of the generator.
+
+    Returns
+    -------
+    counts : ndarray
+        ``int64[n_cells, n_genes]``.
+    r : ndarray
+        ``float64[n_genes]``, the dispersions.
+    """
+    rng = np.random.default_rng(seed)
+    r = rng.lognormal(0.0, 1.0, n_genes)
+    # numpy's p is the probability of the other outcome: 1 - numpyro's
+    counts = rng.negative_binomial(r, 1.0 - p, size=(n_cells, n_genes))
+    return counts, r
 
 
 def simulate_atlas(

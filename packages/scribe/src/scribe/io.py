@@ -16,7 +16,7 @@ import tempfile
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
 import numpy as np
 
@@ -29,10 +29,12 @@ CONFIG_FILE = "scribe.json"
 ARRAYS_FILE = "arrays.npz"
 
 
-def atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], Any]) -> Path:
-    """Write ``path`` through ``write(handle)`` on a temporary file, then rename it.
+def atomic_write(path: str | os.PathLike, write: Callable[[Path], Any]) -> Path:
+    """Write ``path`` through ``write(tmp_path)``, then rename the temporary file.
 
-    A reader never sees a half-written file; on any error the temporary file is
+    ``tmp_path`` is a fresh name in ``path``'s folder with ``path``'s suffix (so
+    writers that pick the format from the suffix, or append one, keep it). A
+    reader never sees a half-written file; on any error the temporary file is
     removed and ``path`` is left as it was.
 
     Parameters
@@ -40,7 +42,7 @@ def atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], Any]) -> P
     path : str or PathLike
         Destination; its folder is created if missing.
     write : callable
-        Writes the whole content to the binary file handle it is given.
+        Writes the whole content to the path it is given.
 
     Returns
     -------
@@ -49,14 +51,17 @@ def atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], Any]) -> P
     """
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
+    fd, name = tempfile.mkstemp(
+        dir=target.parent, prefix=f".{target.stem}.", suffix=target.suffix
+    )
+    os.close(fd)
+    tmp = Path(name)
     try:
-        with os.fdopen(fd, "wb") as handle:
-            write(handle)
-        os.chmod(tmp, 0o644)  # mkstemp creates the file private (0600)
+        write(tmp)
+        tmp.chmod(0o644)  # mkstemp creates the file private (0600)
         os.replace(tmp, target)
     except BaseException:
-        os.unlink(tmp)
+        tmp.unlink(missing_ok=True)
         raise
     return target
 
@@ -149,7 +154,7 @@ def _unflatten(flat: dict[str, np.ndarray], prefix: str) -> dict[str, Any]:
 
 
 def write_results(results: ScribeResults, folder: Path) -> None:
-    """Write ``results`` into the existing folder ``folder`` (not atomic)."""
+    """Write ``results`` into the existing folder ``folder``, each file whole."""
     meta = {
         "format": FORMAT,
         "version": VERSION,
@@ -158,12 +163,13 @@ def write_results(results: ScribeResults, folder: Path) -> None:
         "n_genes": results.n_genes,
         "config": results.config.model_dump(mode="json"),
     }
-    (folder / CONFIG_FILE).write_text(json.dumps(meta, indent=2) + "\n")
+    text = json.dumps(meta, indent=2) + "\n"
+    atomic_write(folder / CONFIG_FILE, lambda tmp: tmp.write_text(text))
     arrays = _flatten(results.params, "param")
     arrays["loss_history"] = np.asarray(results.loss_history)
     arrays["cell_names"] = np.asarray(results.cell_names, dtype=str)
     arrays["gene_names"] = np.asarray(results.gene_names, dtype=str)
-    np.savez(folder / ARRAYS_FILE, **arrays)
+    atomic_write(folder / ARRAYS_FILE, lambda tmp: np.savez(tmp, **arrays))
 
 
 def save_results(

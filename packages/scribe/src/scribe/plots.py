@@ -28,9 +28,7 @@ def save_figure(figure: Any, path: str | os.PathLike) -> Path:
     try:
         return atomic_write(
             path,
-            lambda handle: figure.savefig(
-                handle, format=fmt, dpi=120, bbox_inches="tight"
-            ),
+            lambda tmp: figure.savefig(tmp, dpi=120, bbox_inches="tight", format=fmt),
         )
     finally:
         plt.close(figure)
