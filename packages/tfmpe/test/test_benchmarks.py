@@ -40,6 +40,15 @@ def positive(value: float) -> bool:
     return math.isfinite(value) and value > 0
 
 
+@pytest.mark.parametrize("stem", ["tokens", "fmpe"])
+def test_stored_results_have_the_shared_top_level(stem):
+    payload = json.loads((BENCHMARKS / "results" / f"{stem}.json").read_text())
+    assert set(payload) == {"benchmark", "run", "settings", "results"}
+    assert payload["benchmark"] == stem
+    assert set(payload["run"]) == RUN_KEYS
+    assert payload["settings"]["quick"] is False
+
+
 @pytest.mark.slow
 def test_tokens_benchmark_quick_mode_writes_its_results(tmp_path):
     payload, stdout = run_quick("bench_tokens.py", tmp_path)
