@@ -17,19 +17,19 @@ README = Path(__file__).resolve().parents[1] / "README.md"
 
 def render(result: dict[str, Any]) -> str:
     """The markdown table of one results JSON."""
-    runs = result.get("fit_seconds_runs", [result["fit_seconds"]])  # older files
+    runs = result["fit_seconds_runs"]
     goal = result["goal"]
     times = " / ".join(f"{s:.1f}" for s in runs)
     median = statistics.median(runs)
     time_met = "met" if median < goal["fit_seconds"] else "NOT met"
     error_met = "met" if result["max_error"] < goal["max_error"] else "NOT met"
-    machine = result["machine"]
+    run = result["run"]
     return "\n".join(
         [
             f"{result['variables']:,} variables, {result['estimates']:,} estimates "
             f"({result['skipped']} skipped), {result['factors']:,} factors; "
-            f"{machine['cpu_count']}-core CPU, jax {machine['jax']} "
-            f"({machine['backend']}):",
+            f"{run['machine']['cpu_count']}-core CPU, jax {run['versions']['jax']} "
+            f"({run['machine']['backend']}):",
             "",
             "| | measured | goal |",
             "|---|---:|---:|",

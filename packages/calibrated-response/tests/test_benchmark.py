@@ -31,9 +31,15 @@ def test_readme_table_is_generated_from_the_results_json():
 
 
 @pytest.mark.slow
-def test_benchmark_runs_small(capsys):
+def test_benchmark_quick_mode_writes_its_results(tmp_path):
     bench = load("bench_large")
-    args = ["--variables", "40", "--estimates", "60", "--samples", "2000"]
-    args += ["--iterations", "50", "--readout-sweeps", "20", "--repeats", "1"]
-    assert bench.main([*args, "--no-save"]) == 0
-    assert '"max_error"' in capsys.readouterr().out
+    assert bench.main(["--quick", "--out-dir", str(tmp_path)]) == 0
+    result = json.loads((tmp_path / "large_problem.json").read_text())
+    assert result["variables"] == 40 and result["estimates"] == 60
+    assert (
+        result["run"]["git"]["commit"] is None
+        or len(result["run"]["git"]["commit"]) == 40
+    )
+    assert result["run"]["versions"]["jax-smm"] is not None
+    assert 0 <= result["max_error"] < 1 and result["fit_seconds"] > 0
+    assert (tmp_path / "large_problem.png").stat().st_size > 0
