@@ -86,15 +86,14 @@ import numpy as np
 # The script's own folder is on sys.path when it runs.
 import readme_blocks
 from fit_tracking import PearsonMonitor, threshold_crossings, timing_summary
-from harness import run_record, start_run, write_json
+from harness import reference_data, run_record, start_run, write_json
 from reporting import fit_payload, plot_fit, print_fit_summary
 from rf00379 import checked_pair_cc_fn, prepare, snapshot_ceiling
 
 from jax_smm import SMMConfig, fit_smm
 
 SCRIPT = Path(__file__).resolve()
-REPO_ROOT = SCRIPT.parents[3]
-DEFAULT_DATA = REPO_ROOT.parent / "shared" / "data" / "RF00379.fasta"
+DEFAULT_DATA = reference_data("RF00379.fasta")
 DEFAULT_OUT_DIR = SCRIPT.parent / "results"
 RESULT_STEM = "fit_rf00379"
 
@@ -182,9 +181,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     data_path = args.data.resolve()
     if not data_path.is_file():
+        message = f"RF00379 alignment not found at {data_path}"
+        if args.data != DEFAULT_DATA:  # a path the user named
+            raise SystemExit(f"--data: {message}")
         print(
-            f"RF00379 alignment not found at {data_path}; nothing to benchmark "
-            "(pass --data PATH). No results written."
+            f"{message}; nothing to benchmark (pass --data PATH or set "
+            "REFERENCE_DATA_DIR). No results written."
         )
         return 0
 

@@ -2,8 +2,8 @@
 
 Both ``bench_sampler.py`` and ``bench_fit_rf00379.py`` take their timing loop,
 the ``run`` record of their results JSON (machine, library versions, git
-commit and dirty flag, command line, timestamp, load averages) and atomic JSON
-writing from here.
+commit and dirty flag, command line, timestamp, load averages), atomic JSON
+writing and the location of reference data from here.
 """
 
 from __future__ import annotations
@@ -26,6 +26,20 @@ from jax_smm.persistence import atomic_write
 
 PACKAGE_DIR = Path(__file__).resolve().parents[1]
 LIBRARIES = ("jax", "jaxlib", "numpy", "optax", "thrml", "jax-smm")
+REFERENCE_DATA_ENV = "REFERENCE_DATA_DIR"
+# the project's reference data folder, beside the checkout (not copied into it)
+DEFAULT_REFERENCE_DATA = PACKAGE_DIR.parents[2] / "shared" / "data"
+
+
+def reference_data(name: str) -> Path:
+    """Path of the third-party reference file ``name``.
+
+    Looked up in ``$REFERENCE_DATA_DIR`` when set, else in the project's
+    reference data folder beside the checkout. The file may be absent: callers
+    decide whether that skips or fails.
+    """
+    folder = os.environ.get(REFERENCE_DATA_ENV)
+    return (Path(folder) if folder else DEFAULT_REFERENCE_DATA) / name
 
 
 # ------------------------------------------------------------------- timing

@@ -3,6 +3,7 @@
 import dataclasses
 import importlib.util
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -10,7 +11,6 @@ from pathlib import Path
 import pytest
 
 BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
-DATA = Path(__file__).resolve().parents[4] / "shared" / "data" / "RF00379.fasta"
 
 
 def load(name):
@@ -91,11 +91,26 @@ def test_sampler_benchmark_quick_mode(tmp_path):
     assert (BENCH.parent / "README.md").read_text() == readme  # quick: untouched
 
 
+def reference_file(name):
+    """A reference data file; skips naming where it looked (fails when required).
+
+    ``REQUIRE_REFERENCE_DATA=1`` turns the skip into a failure.
+    """
+    path = load("harness").reference_data(name)
+    if not path.is_file():
+        message = f"{name} not found at {path} (set REFERENCE_DATA_DIR)"
+        if os.environ.get("REQUIRE_REFERENCE_DATA") == "1":
+            pytest.fail(message)
+        pytest.skip(message)
+    return path
+
+
 @pytest.mark.slow
-@pytest.mark.skipif(not DATA.is_file(), reason="RF00379 alignment not available")
 def test_fit_benchmark_quick_mode(tmp_path):
     run(
         "bench_fit_rf00379.py",
+        "--data",
+        str(reference_file("RF00379.fasta")),
         "--quick",
         "--max-seconds",
         "8",
