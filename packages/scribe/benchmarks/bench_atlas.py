@@ -4,9 +4,11 @@ A simulated negative-binomial atlas (``scribe.datasets.simulate_atlas``) is
 written once to a temporary ``.h5ad``; each contender (scribe ``nbdm``, scribe's
 VAE, scvi-tools' ``SCVI`` under its own interpreter, ``peers/scvi_atlas.py``)
 runs in a fresh process that reads it and prints its record (``--worker`` is
-scribe's child mode). Reported: seconds per epoch, warm-up, peak RSS, ratios to
-scvi-tools and the goals; the package README describes the method. Writes
-``--out`` (JSON) and its ``.png``; ``--quick`` is a smoke run. Without an
+scribe's child mode); every contender is a command taking the same options
+(``--h5ad --epochs --batch-size --seed``). Reported: seconds per epoch,
+warm-up, peak RSS, ratios to scvi-tools and the goals; the package README
+describes the method. Writes ``atlas.json`` and ``atlas.png`` into
+``--out-dir``; ``--quick`` is a smoke run. Without an
 scvi-tools interpreter (``harness.find_scvi_python``) that part reports
 "scvi-tools not available" and scribe still runs.
 """
@@ -55,6 +57,7 @@ LABELS = {"nbdm": "scribe nbdm", "vae": "scribe VAE", "scvi": "scvi-tools SCVI"}
 FULL = {"n_cells": 100_000, "n_genes": 2_000, "epochs": 4}
 QUICK = {"n_cells": 3_000, "n_genes": 300, "epochs": 6}
 MEMORY_GOAL_GB = 4.0
+RESULTS_STEM = "atlas"
 VERSIONED = ("jax", "jaxlib", "numpyro", "scribe", "anndata", "scipy", "numpy")
 
 
@@ -62,7 +65,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     """Command-line options (``--worker`` is the internal scribe child mode)."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--quick", action="store_true", help="small smoke run")
-    parser.add_argument("--out", type=Path, default=HERE / "results" / "atlas.json")
+    parser.add_argument("--out-dir", type=Path, default=HERE / "results")
     parser.add_argument("--scvi-python", type=Path)
     parser.add_argument("--epochs", type=int, help="epochs (>= 2, first warm-up)")
     parser.add_argument("--batch-size", type=int, default=128)
@@ -82,6 +85,17 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     if not 1 <= args.batch_size <= args.n_cells:
         parser.error(f"--batch-size must be in [1, --n-cells], got {args.batch_size}")
     return args
+
+
+def contenders(scvi_python: Path | None) -> dict[str, list[str] | None]:
+    """Each contender's command (``None``: scvi-tools not available).
+
+    Every command takes ``--h5ad --epochs --batch-size --seed`` and prints
+    its record (``harness.print_record``) in a fresh process.
+    """
+    ours = {name: [sys.executable, __file__, "--worker", name] for name in VARIANTS}
+    peer = scvi_python and [str(scvi_python), str(HERE / "peers" / "scvi_atlas.py")]
+    return ours | {"scvi": peer or None}
 
 
 def run_worker(args: argparse.Namespace) -> int:
@@ -238,26 +252,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         del x
         common = ["--h5ad", str(h5ad), "--epochs", str(args.epochs)]
         common += ["--batch-size", str(args.batch_size), "--seed", str(args.seed)]
-        for name in VARIANTS:
-            print(f"running {LABELS[name]} ...", flush=True)
-            command = [sys.executable, __file__, "--worker", name, *common]
-            results[name] = run_process(command)
-        if not args.scvi_python:
-            results["scvi"] = {"error": "scvi-tools not available"}
-        else:
-            print(f"running {LABELS['scvi']} ({args.scvi_python}) ...", flush=True)
-            peer = [str(args.scvi_python), str(HERE / "peers" / "scvi_atlas.py")]
-            results["scvi"] = run_process([*peer, *common])
+        for name, command in contenders(args.scvi_python).items():
+            if command is None:
+                results[name] = {"error": "scvi-tools not available"}
+                continue
+            print(f"running {LABELS[name]} ({command[0]}) ...", flush=True)
+            results[name] = run_process([*command, *common])
     scvi_versions = results["scvi"].get("versions", {})
     run["versions"] |= {
         k: scvi_versions.get(k) for k in ("scvi-tools", "torch", "lightning")
     }
     record["results"] = results
     record["ratios_vs_scvi"], record["goals"] = compare(results)
-    record["out"] = str(args.out)
-    write_results(args.out, run, record)
+    out = args.out_dir / f"{RESULTS_STEM}.json"
+    record["out"] = str(out)
+    write_results(out, run, record)
     if any("epoch_s" in r for r in results.values()):
-        plot(record, args.out.with_suffix(".png"))
+        plot(record, out.with_suffix(".png"))
     print_table(record)
     errors = {r.get("error") for r in results.values()}
     return int(bool(errors - {None, "scvi-tools not available"}))

@@ -203,8 +203,8 @@ def bench_vae_epoch(
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     """Command-line options."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
-    parser.add_argument("--cells", type=int, default=10_000)
-    parser.add_argument("--genes", type=int, default=2_000)
+    parser.add_argument("--n-cells", type=int, default=10_000)
+    parser.add_argument("--n-genes", type=int, default=2_000)
     parser.add_argument("--batch-size", type=int, default=512)
     parser.add_argument("--repeats", type=int, default=15, help="timed repeats")
     parser.add_argument("--min-repeat-s", type=float, default=0.2, help="per repeat")
@@ -218,12 +218,13 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--out-dir", type=Path, default=HERE / "results")
     args = parser.parse_args(argv)
     if args.quick:
-        args.cells, args.genes, args.batch_size = 2_000, 500, 256
+        args.n_cells, args.n_genes, args.batch_size = 2_000, 500, 256
         args.repeats, args.min_repeat_s, args.epochs = 3, 0.05, 2
-    if min(args.cells, args.genes, args.batch_size, args.repeats, args.epochs) < 1:
-        parser.error("--cells, --genes, --batch-size, --repeats, --epochs must be >= 1")
-    if args.batch_size > args.cells:
-        parser.error(f"--batch-size {args.batch_size} exceeds --cells {args.cells}")
+    sizes = (args.n_cells, args.n_genes, args.batch_size, args.repeats, args.epochs)
+    if min(sizes) < 1:
+        parser.error("--n-cells, --n-genes, --batch-size, --repeats, --epochs: >= 1")
+    if args.batch_size > args.n_cells:
+        parser.error(f"--batch-size {args.batch_size} exceeds --n-cells {args.n_cells}")
     if args.min_repeat_s < 0:
         parser.error("--min-repeat-s must be >= 0")
     return args
@@ -237,7 +238,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(
         f"scribe {info['scribe']}, jax {info['jax']}, numpyro {info['numpyro']} on "
         f"{machine['backend']} {machine['cpu_count']} CPUs, load "
-        f"{machine['load_average']}; {args.cells:,} x {args.genes:,} counts, "
+        f"{machine['load_average']}; {args.n_cells:,} x {args.n_genes:,} counts, "
         f"batch {args.batch_size}",
         flush=True,
     )
@@ -246,7 +247,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     def progress(part: str) -> None:
         print(f"{part} ({time.perf_counter() - start:.0f} s)", flush=True)
 
-    counts_np, r_true = simulate_nb_counts(args.cells, args.genes, P_TRUE, args.seed)
+    counts_np, r_true = simulate_nb_counts(
+        args.n_cells, args.n_genes, P_TRUE, args.seed
+    )
     counts_np = counts_np.astype(np.int32)
     counts = jnp.asarray(counts_np, jnp.float32)
     ll = bench_likelihood(counts_np, r_true, args)
@@ -284,7 +287,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         },
     )
     title = (
-        f"scribe, {args.cells:,} x {args.genes:,} NB counts; jax {info['jax']}, "
+        f"scribe, {args.n_cells:,} x {args.n_genes:,} NB counts; jax {info['jax']}, "
         f"numpyro {info['numpyro']}, {machine['backend']} {machine['cpu_count']} CPUs"
     )
     plot(ll, svi, vae, GOALS, title, args.out_dir / f"{RESULTS_STEM}.png")

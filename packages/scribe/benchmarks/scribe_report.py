@@ -14,9 +14,9 @@ from harness import format_rows
 from peers.scipy_nb import PLAUSIBLE_LOG_PROB
 
 
-def ms(seconds: float) -> str:
-    """Seconds as milliseconds with two decimals."""
-    return f"{seconds * 1e3:.2f} ms"
+def ms(seconds: float, decimals: int = 2) -> str:
+    """Seconds as milliseconds with ``decimals`` decimals."""
+    return f"{seconds * 1e3:.{decimals}f} ms"
 
 
 def format_table(
@@ -204,3 +204,97 @@ def plot(
     )
     fig.suptitle(title, fontsize=10)
     save_figure(fig, path)
+
+
+def readme_table(record: dict[str, Any]) -> str:
+    """The README's benchmark table and the sentence under it, from the JSON.
+
+    ``tests/test_readme.py`` checks that the README holds exactly this text.
+    """
+    ll, svi, vae = record["likelihood"], record["svi_step"], record["vae_epoch"]
+    goals, met = record["goals"], record["goals"]["met"]
+    config, run = record["config"], record["run"]
+    t, s = ll["times"], svi["times"]
+    diff, err = (
+        ll["relative_difference_scribe_vs_numpyro"],
+        ll["relative_error_vs_float64"],
+    )
+    large = ll["large_counts"]
+
+    def triple(d: dict[str, float]) -> str:
+        return f"{d['value']:.1e} / {d['grad_r']:.1e} / {d['grad_p']:.1e}"
+
+    def goal(key: str) -> str:
+        return "met" if met[key] else "MISSED"
+
+    shape = " x ".join(f"{n:,}" for n in ll["shape"])
+    scvi = vae["scvi"]
+    if scvi["available"]:
+        vae_peer = f"{scvi['median_epoch_s']:.2f} s ({scvi['min_epoch_s']:.2f} s)"
+        vae_ratio = (
+            f"{vae['ratio_scribe_over_scvi']:.2f}x "
+            f"({vae['ratio_scribe_over_scvi_min']:.2f}x)"
+        )
+    else:
+        vae_peer, vae_ratio = f"not available ({scvi['reason']})", "-"
+    steps = f"{vae['steps_per_epoch']} x {config['batch_size']} cells"
+    rows = [
+        "| measurement | scribe | peer | ratio | goal |",
+        "|---|---|---|---|---|",
+        f"| (1) NB log-likelihood value+grad (r, p), {shape}, jitted "
+        f"| {ms(t['scribe']['median_s'], 1)} "
+        f"| numpyro `NegativeBinomialProbs` {ms(t['numpyro']['median_s'], 1)} "
+        f"| **{ll['speedup_numpyro_over_scribe']:.2f}x faster** "
+        f"| >= {goals['likelihood_speedup_min']:g}x: {goal('speedup_ge_3')} |",
+        f"| relative difference from numpyro: value / grad r / grad p "
+        f"| {triple(diff)} | | | <= {goals['likelihood_relative_difference_max']:g}: "
+        f"{goal('relative_difference_le_1e-4')} |",
+        f"| relative error vs float64 (scipy): value / grad r / grad p "
+        f"| {triple(err['scribe'])} | {triple(err['numpyro'])} | | |",
+        f"| large counts (k <= {max(large['k_values']):.0e}, r in "
+        f"[{large['r_range'][0]:g}, {large['r_range'][1]:g}]), max abs error where "
+        f"log P >= {PLAUSIBLE_LOG_PROB:g} "
+        f"| {large['scribe']['max_abs_error_plausible']:.1e} "
+        f"| {large['numpyro']['max_abs_error_plausible']:.1e} | | |",
+        f"| (2) one SVI step, builder NB model + mean-field guide vs hand-written "
+        f"NumPyro + `AutoNormal` | {ms(s['scribe']['median_s'], 1)} "
+        f"| {ms(s['plain_numpyro']['median_s'], 1)} "
+        f"| **{svi['ratio_scribe_over_plain']:.2f}x** "
+        f"| <= {goals['svi_ratio_max']:g}x: {goal('ratio_le_1.05')} |",
+        f"| same, peer using scribe's NB log-prob (the builders' own overhead) "
+        f"| {ms(s['scribe']['median_s'], 1)} "
+        f"| {ms(s['plain_scribe_nb']['median_s'], 1)} "
+        f"| {svi['ratio_scribe_over_plain_scribe_nb']:.2f}x | |",
+        f"| (3) VAE epoch ({steps}), builder VAE vs "
+        f'`scvi.model.SCVI(gene_likelihood="nb")`, median (fastest) '
+        f"| {vae['scribe']['median_epoch_s']:.2f} s "
+        f"({vae['scribe']['min_epoch_s']:.2f} s) | {vae_peer} | {vae_ratio} "
+        "| none set |",
+    ]
+    worst = large["scribe"]
+    versions = run["versions"]
+    peer = (
+        f"scvi-tools {versions.get('scvi-tools')} / torch {versions.get('torch')} "
+        "in its own venv"
+        if scvi["available"]
+        else "scvi-tools not available"
+    )
+    sentence = (
+        f"Measured in one run ({run['timestamp_utc'][:10]}, load average "
+        f"{run['machine']['load_average'][0]:.1f} at the start and "
+        f"{run['machine']['load_average_end'][0]:.1f} at the end; jax "
+        f"{versions['jax']}, numpyro {versions['numpyro']}; {peer}, same latent "
+        f"{vae['latent_dim']} / hidden {vae['hidden_dims'][0]}, epochs alternated "
+        f"with ours). The whole-grid large-count maximum ({worst['max_abs_error']:.1e} "
+        f"for scribe, at k = {worst['at_k']:,.0f}, p = {worst['at_p']:.2g}, where "
+        f"log P = {worst['reference_at_max']:.1e}) is float32 rounding of the "
+        "value itself."
+    )
+    return "\n".join(rows) + "\n\n" + sentence
+
+
+if __name__ == "__main__":  # print the README block of the stored results
+    import json
+
+    stored = Path(__file__).resolve().parent / "results" / "scribe.json"
+    print(readme_table(json.loads(stored.read_text())))

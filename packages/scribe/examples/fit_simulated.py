@@ -24,10 +24,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path("scribe_demo_output"))
     parser.add_argument("--steps", type=int, default=2000)
-    parser.add_argument("--cells", type=int, default=2000)
-    parser.add_argument("--genes", type=int, default=200)
+    parser.add_argument("--n-cells", type=int, default=2000)
+    parser.add_argument("--n-genes", type=int, default=200)
     args = parser.parse_args()
-    counts, r = simulate_nb_counts(args.cells, args.genes, p=P_TRUE, seed=1)
+    counts, r = simulate_nb_counts(args.n_cells, args.n_genes, p=P_TRUE, seed=1)
     mu = r * P_TRUE / (1.0 - P_TRUE)  # the NB mean in numpyro's convention
     print(f"counts: {counts.shape[0]} cells x {counts.shape[1]} genes, p = {P_TRUE}")
     for parameterization in ("linked", "odds_ratio"):

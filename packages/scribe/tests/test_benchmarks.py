@@ -100,7 +100,7 @@ def run_quick(script, *args):
 @pytest.mark.slow
 def test_bench_atlas_quick_writes_the_documented_record(tmp_path):
     out = tmp_path / "atlas.json"
-    run_quick("bench_atlas.py", "--out", out)
+    run_quick("bench_atlas.py", "--out-dir", tmp_path)
     record = json.loads(out.read_text())
     assert out.with_suffix(".png").stat().st_size > 0
     check_run_record(

@@ -11,7 +11,7 @@ def test_fit_simulated_example_runs_and_writes_loss_curves(tmp_path):
         [
             sys.executable,
             str(EXAMPLES / "fit_simulated.py"),
-            *("--out", str(tmp_path), "--cells", "300", "--genes", "15"),
+            *("--out", str(tmp_path), "--n-cells", "300", "--n-genes", "15"),
             *("--steps", "400"),
         ],
         capture_output=True,
