@@ -18,7 +18,8 @@ from pathlib import Path
 
 import torch
 from harness import log, write_results
-from kkt_lib import ablation_markdown, goals, make_dataset, markdown, plot, run
+from kkt_lib import goals, make_dataset, plot, run
+from kkt_report import readme_blocks
 
 from kkt_nets.evaluate import evaluate
 
@@ -154,17 +155,7 @@ def main() -> int:
         "seed": args.seed,
     }
     path = write_results(args.out_dir, "kkt", settings, results, plot)
-    print(markdown(results["families"]))
-    print(markdown([{"label": "independent_set, one batch", "test": results["batch"]}]))
-    for record in results["families"]:
-        strict = record["test_strict"]["refined"]
-        print(
-            f"{record['label']}: at tol {STRICT_TOL:g}, {strict['optimal']} optimal, "
-            f"refined gap to HiGHS max {strict['objective_gap']['max']:.1e}, "
-            f"iterations median {strict['iterations']['median']:.0f}"
-        )
-    print(markdown([results["mlp"]]))
-    print(ablation_markdown(results["losses"] + results["jepa"]))
+    print("\n\n".join(readme_blocks(results)))
     print(json.dumps(results["goals"], indent=1))
     log(f"wrote {path}")
     if args.work_dir is None:

@@ -104,60 +104,6 @@ def run(
     return record
 
 
-def _row(label: str, e: dict[str, Any]) -> str:
-    """One markdown table row of an evaluation summary."""
-    p, r, c, ratio = e["prediction"], e["refined"], e["cold"], e["ratios"]
-    pdlp = ratio.get("predict_refine_over_highs_pdlp", float("nan"))
-    return (
-        f"| {label} | {e['instances']} | {p['objective_gap']['median']:.2%} | "
-        f"{p['max_violation']['median']:.3f} | "
-        f"{p['row_relative_violation']['median']:.3f} | "
-        f"{p['dual_bound_gap']['median']:.2%} | "
-        f"{r['optimal']}/{e['instances']} | {r['objective_gap']['max']:.1e} | "
-        f"{r['iterations']['median']:.0f} / {c['iterations']['median']:.0f} | "
-        f"{ratio['warm_over_cold_iterations_median']:.2f} | "
-        f"{ratio['predict_refine_over_highs_simplex']:.2f} | {pdlp:.2f} |"
-    )
-
-
-def markdown(records: Sequence[dict[str, Any]]) -> str:
-    """The README table: one row per evaluation (test, then out of distribution)."""
-    lines = [
-        "| run | LPs | raw gap (median) | raw max violation (median) | raw "
-        "row-relative violation (median) | dual-bound gap (median) | refined "
-        "optimal | refined gap to HiGHS (max) | PDHG iterations warm / cold "
-        "(median) | warm / cold (median ratio) | time / HiGHS simplex | time / "
-        "HiGHS PDLP |",
-        "|---" * 12 + "|",
-    ]
-    for record in records:
-        lines.append(_row(record["label"], record["test"]))
-        for name, summary in record.get("ood", {}).items():
-            lines.append(_row(f"{record['label']}, {name}", summary))
-    return "\n".join(lines)
-
-
-def ablation_markdown(records: Sequence[dict[str, Any]]) -> str:
-    """The ablation table: raw accuracy, training cost and embedding spread."""
-    lines = [
-        "| configuration | optimizer steps | train s | raw gap (median) | raw max "
-        "violation (median) | dual-bound gap (median) | JEPA embedding std "
-        "(isotropic) |",
-        "|---" * 7 + "|",
-    ]
-    for record in records:
-        p, spread = record["test"]["prediction"], record["test"]["embedding"]
-        lines.append(
-            f"| {record['label']} | {record['train']['steps']} | "
-            f"{record['train']['train_seconds']:.0f} | "
-            f"{p['objective_gap']['median']:.2%} | "
-            f"{p['max_violation']['median']:.3f} | "
-            f"{p['dual_bound_gap']['median']:.2%} | {spread['mean_std']:.3f} "
-            f"({spread['reference_isotropic']:.3f}) |"
-        )
-    return "\n".join(lines)
-
-
 def goals(records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     """Each goal per in-distribution family run: value and whether met."""
     checks = []
