@@ -116,6 +116,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     elapsed = time.perf_counter() - start
     print()
     print(lib.format_table(records))
+    print(f"\nREADME table:\n{lib.readme_table(records)}")
     goals = {
         name: all(r["goals"][name] for r in records) for name in records[0]["goals"]
     }

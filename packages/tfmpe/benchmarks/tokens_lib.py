@@ -256,6 +256,57 @@ def format_table(records: Sequence[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def readme_table(records: Sequence[dict[str, Any]]) -> str:
+    """The README's markdown table (without its bold), one column per N.
+
+    ``test/test_benchmarks.py`` finds it in the package README for the stored
+    results.
+    """
+
+    def ms(key: str, record: dict[str, Any]) -> str:
+        value = record["times"][key]["median_s"] * 1e3
+        return f"{value:.3f}" if value < 1 else f"{value:.2f}"
+
+    def n_squared(record: dict[str, Any]) -> str:
+        n2 = record["n_tokens"] ** 2
+        return f"{record['mask_bytes']:,}" + (
+            " (= N^2)" if record["mask_bytes"] == n2 else ""
+        )
+
+    rows = [
+        ("`Tokens.from_pytree`", lambda r: f"{ms('from_pytree', r)} ms"),
+        (
+            "self-attention mask build (cache cleared)",
+            lambda r: f"{ms('mask_build', r)} ms",
+        ),
+        ("`decode` (jit)", lambda r: f"{ms('decode_ours', r)} ms"),
+        ("`ravel_pytree` unravel (jit, vmap)", lambda r: f"{ms('decode_peer', r)} ms"),
+        (
+            f"decode ours / peer (goal <= {DECODE_RATIO_GOAL}x)",
+            lambda r: f"{r['decode_ratio_ours_over_peer']:.2f}x",
+        ),
+        ("`with_values(theta=...)` (jit)", lambda r: f"{ms('with_values_jit', r)} ms"),
+        (
+            '`select_tokens(["theta", "obs"]).data` (jit / eager)',
+            lambda r: f"{ms('select_jit', r)} / {ms('select_eager', r)} ms",
+        ),
+        ("mask bytes (goal <= N^2)", n_squared),
+        (
+            f"traces over {TRACE_INSTANCES} fresh equal `Tokens` (goal {TRACE_GOAL})",
+            lambda r: str(r["traces"]),
+        ),
+    ]
+    lines = [
+        "| median per call | "
+        + " | ".join(f"N = {r['n_tokens']}" for r in records)
+        + " |",
+        "|---" + "|---:" * len(records) + "|",
+    ]
+    for label, cell in rows:
+        lines.append(f"| {label} | " + " | ".join(cell(r) for r in records) + " |")
+    return "\n".join(lines)
+
+
 def plot(records: Sequence[dict[str, Any]], title: str, path: Path) -> None:
     """Times against ``N``: decode ours vs peer (left), the other operations."""
     plt = pyplot()
