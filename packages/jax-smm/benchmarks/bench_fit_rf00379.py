@@ -1,70 +1,17 @@
 """Time to a good Potts fit of the RF00379 RNA alignment with ``fit_smm``.
 
-What is measured
-----------------
-The wall-clock time jax_smm needs to fit a Potts model (a Boltzmann machine over
-categorical variables) to a real multiple sequence alignment, judged by the
-figure the direct-coupling-analysis (DCA) community uses: the Pearson correlation
-between the model's and the data's connected correlations
+The wall-clock time from the call of ``fit_smm`` until the Pearson correlation
+of model and data connected correlations first reaches 0.8, 0.9 and 0.95
+(checked every ``--chunk-size`` iterations from the chain states), with the
+noise ceiling of that estimator and the peer's reference figures. The package
+README ("Fitting real data") describes the data, model, fit and method.
 
-    C_ij(a, b) = f_ij(a, b) - f_i(a) f_j(b)
-
-over every pair of columns ``i < j`` and every pair of states ``(a, b)``.
-
-* Data: Rfam RF00379 (3,827 sequences x 136 columns, alphabet ``-ACGU``) from
-  the project's reference data folder (``--data`` overrides). Any other
-  letter counts as a gap. The script exits 0 without writing anything when the
-  file is absent.
-* Reweighting, as usual in DCA: a sequence's weight is one over the number of
-  sequences (itself included) sharing at least 80 % of its positions (gaps
-  count as a state); ``M_eff`` is the sum of the weights.
-* Model: one 5-state categorical variable per column, a unary factor per column
-  and a pair factor for each of the 136 * 135 / 2 = 9,180 column pairs, all
-  starting at theta = 0. Targets are the reweighted one- and two-site
-  frequencies mixed with a uniform table of weight ``alpha`` (the pseudocount).
-* Fit: ``fit_smm`` (persistent chains, chromatic Gibbs; plain SGD at a
-  constant learning rate by default, chosen over Adam by short trial runs, see
-  :func:`parse_args`). Its ``callback`` runs after every chunk of
-  ``--chunk-size`` iterations: it estimates the model's pair tables from the
-  current chain states alone (one state per chain), computes the Pearson
-  correlation of their connected correlations with the targets', and records
-  ``(wall seconds since fit_smm was called, iterations, pearson)``. The fit
-  stops once the Pearson reaches ``--stop-at``, after ``--max-seconds``, or at
-  ``--max-iterations``. The callback computes what ``connected_correlations(
-  graph, estimate_moments(graph, states))`` computes, but as one jitted one-hot
-  Gram matrix (:func:`pair_cc_fn`, a few milliseconds); the two are checked to
-  agree on the data before the fit.
-* Noise ceiling: one state per chain is a noisy estimate, so even a perfect
-  model scores below 1. The script scores ``--chains`` sequences drawn from the
-  reweighted data itself the same way and reports that ceiling (about 0.935
-  for 1,000 states, so ``--stop-at 0.95`` needs more chains to be reachable).
-* Headline: the wall time at which the Pearson first reaches 0.9 (also 0.8 and
-  0.95), measured from the call of ``fit_smm``, so it includes the one-off
-  setup and XLA compilation of the training chunk and the time spent in the
-  callback itself. The compile-excluded time is estimated by subtracting the
-  excess of the first chunk over the median of the later chunks (chunk times
-  are taken without the callback); thresholds are only seen at chunk
-  boundaries, so times have a resolution of one chunk.
-
-Note on the sampler: every pair of columns shares a factor, so the graph's
-coloring has 136 colors of one variable each and a chromatic sweep is in fact
-sequential: one iteration costs about ``136 * chains * sweeps`` conditional
-draws, each over 135 neighbors, plus the factor-cell counts after each sweep.
-
-Peer: the numbers of adabmDCA 1.0.0 (PyTorch, CPU) on the same file were timed
-by the project on the same machine class; they were not measured by this script
-and the machine load at that time is unknown.
-
-Outputs
--------
-A summary on stdout, ``fit_rf00379.json`` (settings, curve, thresholds, machine
-information, peer reference) and ``fit_rf00379.png`` (Pearson against wall
-seconds), both written atomically into ``--out-dir`` (default: ``results/`` next
-to this script). A full run then rewrites the ``bench:fit_rf00379`` block of
-the package README from that JSON (:mod:`readme_blocks`; ``--no-readme`` skips
-it). ``--quick`` is a ~1 minute smoke run with smaller settings; its files get
-a ``_quick`` suffix so that it never overwrites a full run, and it never
-touches the README.
+Writes ``fit_rf00379.json`` and ``fit_rf00379.png`` into ``--out-dir``; a full
+run then rewrites the ``bench:fit_rf00379`` block of the README from that JSON
+(``--no-readme`` skips it). ``--quick`` is a ~1 minute smoke run whose files
+get a ``_quick`` suffix and which never touches the README. Exits 0 without
+writing anything when the alignment is absent (an explicit ``--data`` that
+does not exist is an error).
 
 Usage::
 

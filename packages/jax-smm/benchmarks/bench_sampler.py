@@ -1,57 +1,17 @@
 """Throughput of Gibbs samplers on a periodic-grid Potts model.
 
-What is measured
-----------------
-Variable updates per second of three samplers of one and the same distribution
+Variable updates per second of jax_smm's chromatic Gibbs kernel (with and
+without factor-cell counts), a vectorized NumPy checkerboard floor and thrml,
+all sampling one and the same 64 x 64 torus Potts model with ``K`` states, in
+the same run; compilation is reported apart. Before any number is kept, the
+samplers are checked to sample the same model (log-potentials agree,
+single-site marginals agree within sampling noise, the counting run ends in
+the states of the plain one). The package README ("Sampler throughput")
+describes the model, the peers and the method.
 
-    p(x) ∝ exp(sum_i u_i[x_i] + sum_(i,j) T_ij[x_i, x_j])
-
-on a 64 x 64 periodic grid (a torus: 4,096 sites, 8,192 edges), each site taking
-one of ``K`` states. Every entry of every unary vector ``u_i`` and of every pair
-table ``T_ij`` is drawn i.i.d. from N(0, 0.5^2) with a fixed NumPy seed (one seed
-per ``K``).
-
-* ``ours``: jax_smm's chromatic Gibbs kernel, ``ChromaticGibbs.sample_bins``, on a
-  ``FactorGraph`` with one unary factor per site and one pair factor per edge.
-  Only the final states are kept (``accumulate=False``: no factor-cell counts).
-* ``ours_counts``: the same kernel counting every factor cell after every sweep
-  and returning the counts and move rates, as a training iteration does
-  (``--skip-counts`` leaves it out).
-* ``numpy``: a vectorized NumPy checkerboard sampler written here, the floor.
-  The state of each color is its own ``(sites, chains)`` array (chains on the
-  last, contiguous axis) and every update draws one uniform: compared with the
-  sigmoid of the logit difference for ``K = 2``, used for an inverse-CDF draw
-  otherwise.
-* ``thrml``: thrml 0.1.4 with the same two-color block schedule and chains by
-  ``jax.vmap``: ``IsingSamplingProgram`` for ``K = 2`` (parameters converted
-  exactly from the 2 x 2 tables, see :func:`ising_parameters`),
-  ``SquareCategoricalEBMFactor`` + ``CategoricalGibbsConditional`` otherwise.
-
-Every implementation runs the same chains from the same random start. One
-untimed warm-up call is followed by ``--repeats`` timed calls of ``--sweeps``
-sweeps each, every call continuing from the previous one's states; the JAX calls
-block until their result is ready. The rate is ``sites * chains * sweeps /
-median seconds of one call``. Compilation (trace, lower and XLA compile, done
-ahead of time) is excluded from the rate and reported on its own.
-
-Checks, run before anything is written
---------------------------------------
-* exact parameterization: the log-potential of a few random states under ours,
-  and minus thrml's energy, equals (up to a constant, for thrml) the log-potential
-  computed from the raw NumPy arrays;
-* sampling: after the timed calls, the single-site marginals over the chains of
-  ours agree with those of the NumPy sampler (and of thrml) within a loose
-  statistical tolerance, so a broken sampler cannot post a fast number; and
-  ``ours_counts`` (same seed) ends in exactly the states of ``ours``.
-
-Outputs
--------
-A table on stdout, ``sampler_throughput.json`` (the run record, rates, raw
-times and checks) and ``sampler_throughput.png`` (grouped bars, log scale),
-both written atomically into ``--out-dir`` (default: ``results/`` next to this
-script). A full run (not ``--quick``, not ``--no-readme``) then rewrites the
-``bench:sampler`` block of the package README from that JSON
-(:mod:`readme_blocks`).
+Writes ``sampler_throughput.json`` and ``sampler_throughput.png`` into
+``--out-dir``; a full run (not ``--quick``, not ``--no-readme``) then rewrites
+the ``bench:sampler`` block of the README from that JSON.
 
 Usage::
 
