@@ -1,6 +1,6 @@
 """Shared harness of the tfmpe benchmarks: timing, checks and recording.
 
-Timing (``seconds_per_call``, ``time_calls``, ``first_call``), bit-for-bit
+Timing (``time_calls``, ``first_call``), bit-for-bit
 result checks (``check_equal``) and the one results schema: ``write_results``
 writes ``{"benchmark", "run", "settings", "results"}`` as ``<stem>.json``, where
 ``run`` is the :class:`RunRecord` of this process (machine, library versions,
@@ -135,21 +135,6 @@ def write_results(
     }
     text = json.dumps(payload, indent=1, default=str) + "\n"
     return atomic_write(out_dir / f"{stem}.json", lambda tmp: tmp.write_text(text))
-
-
-def seconds_per_call(fn: Callable[[], Any], repeats: int = 5, calls: int = 3) -> float:
-    """Median over ``repeats`` of the mean time of ``calls`` blocking calls.
-
-    The first call (compilation) is made and discarded before timing.
-    """
-    jax.block_until_ready(fn())
-    times = []
-    for _ in range(repeats):
-        tic = time.perf_counter()
-        for _ in range(calls):
-            jax.block_until_ready(fn())
-        times.append((time.perf_counter() - tic) / calls)
-    return float(sorted(times)[len(times) // 2])
 
 
 def time_calls(
