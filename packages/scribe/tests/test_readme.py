@@ -40,3 +40,16 @@ def test_the_atlas_table_is_the_results_json():
         assert f"{results['ratios_vs_scvi'][name]['epoch_median']:.2f}x" in text
     assert results["goals"]["peak_memory_below_4gb"]["met"]
     assert results["goals"]["not_slower_than_scvi"]["met"]
+
+
+def test_the_benchmark_table_is_rendered_from_the_results_json(monkeypatch):
+    """The README's benchmark table is ``scribe_report.readme_table`` of scribe.json."""
+    import importlib
+    import json
+
+    monkeypatch.syspath_prepend(str(README.parent / "benchmarks"))
+    report = importlib.import_module("scribe_report")
+    record = json.loads(
+        (README.parent / "benchmarks" / "results" / "scribe.json").read_text()
+    )
+    assert report.readme_table(record) in README.read_text()
