@@ -1,5 +1,7 @@
-"""Every benchmark in ``--quick`` mode, into a temporary folder (slow)."""
+"""Every benchmark in ``--quick`` mode, into a temporary folder (slow); the
+README's benchmark tables are those of the stored results."""
 
+import importlib
 import json
 import math
 import subprocess
@@ -47,6 +49,21 @@ def test_stored_results_have_the_shared_top_level(stem):
     assert payload["benchmark"] == stem
     assert set(payload["run"]) == RUN_KEYS
     assert payload["settings"]["quick"] is False
+
+
+def test_readme_tables_are_the_stored_results(monkeypatch):
+    monkeypatch.syspath_prepend(str(BENCHMARKS))
+    readme = (BENCHMARKS.parent / "README.md").read_text().replace("**", "")
+    stored = {
+        stem: json.loads((BENCHMARKS / "results" / f"{stem}.json").read_text())
+        for stem in ("fmpe", "tokens")
+    }
+    fmpe = importlib.import_module("fmpe_report").markdown(stored["fmpe"]["results"])
+    tokens = importlib.import_module("tokens_lib").readme_table(
+        stored["tokens"]["results"]["per_n"]
+    )
+    for line in (fmpe + "\n" + tokens).splitlines():
+        assert line in readme, line
 
 
 @pytest.mark.slow
