@@ -1,5 +1,7 @@
-"""Every benchmark runs end to end in ``--quick`` mode and writes its results."""
+"""Every benchmark runs end to end in ``--quick`` mode and writes its results;
+the README's benchmark numbers are those of the stored results."""
 
+import importlib
 import json
 import subprocess
 import sys
@@ -31,6 +33,19 @@ def run_quick(script: str, out_dir: Path) -> subprocess.CompletedProcess:
         capture_output=True,
         text=True,
     )
+
+
+def test_readme_benchmark_blocks_are_the_stored_results(monkeypatch):
+    monkeypatch.syspath_prepend(str(BENCHMARKS))
+    report = importlib.import_module("kkt_report")
+    stored = json.loads((BENCHMARKS / "results" / "kkt.json").read_text())
+    readme = (BENCHMARKS.parent / "README.md").read_text()
+    blocks = report.readme_blocks(stored["results"])
+    assert len(blocks) == 6
+    for block in blocks:
+        assert block in readme, block[:200]
+    assert set(stored) == {"benchmark", "run", "settings", "results"}
+    assert set(stored["run"]) >= RUN_KEYS
 
 
 @pytest.mark.slow

@@ -385,6 +385,8 @@ def test_snake_and_kebab_spellings_parse_to_the_same_config():
     assert config.jepa_pretrain_epochs == 1 and config.use_bipartite_graphs
     help_text = train_module.build_parser().format_help()
     assert "--jepa-mask-ratio-nodes" in help_text
+    # the required --data-dir has no default to show
+    assert "_MISSING_TYPE" not in help_text
 
 
 def test_config_round_trips_through_a_plain_dict():

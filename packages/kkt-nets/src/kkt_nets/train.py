@@ -47,7 +47,7 @@ import time
 import warnings
 from collections.abc import Sequence
 from copy import deepcopy
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import MISSING, asdict, dataclass, fields, replace
 from functools import partial
 from pathlib import Path
 from types import FrameType
@@ -373,8 +373,12 @@ def _non_negative(text: str) -> float:
     return value
 
 
-DEFAULTS = {field.name: field.default for field in fields(TrainConfig)}
-"""The default of every training setting (the parser's defaults)."""
+DEFAULTS = {
+    field.name: field.default
+    for field in fields(TrainConfig)
+    if field.default is not MISSING
+}
+"""The default of every training setting that has one (the parser's defaults)."""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -388,14 +392,14 @@ def build_parser() -> argparse.ArgumentParser:
     def add(group: argparse._ArgumentGroup, name: str, **kwargs: Any) -> None:
         if kwargs.get("action") != "store_true":
             kwargs.setdefault("choices", CHOICES.get(name))
-        add_flag(group, name, default=DEFAULTS.get(name), **kwargs)
+        add_flag(group, name, default=DEFAULTS.get(name, argparse.SUPPRESS), **kwargs)
 
     d = parser.add_argument_group("data")
     add(d, "data_dir", type=Path, required=True, help="a kkt-generate dataset")
     add(d, "out_dir", type=Path)
     add(d, "bounds_as_rows", action="store_true",
-        help="the spec's form: bounds as rows, x free (default: bounds enforced "
-        "by the output layer)")  # fmt: skip
+        help="the spec's form: bounds as rows, x free (otherwise the output "
+        "layer enforces the bounds)")  # fmt: skip
     m = parser.add_argument_group("model")
     add(m, "model")
     add(m, "use_bipartite_graphs", action="store_true", help="GNN path (--model gnn)")
