@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import tokens_lib as lib
+import tokens_report as report
 from harness import run_record, write_results
 from peers import ravel_pytree
 
@@ -115,8 +116,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
     elapsed = time.perf_counter() - start
     print()
-    print(lib.format_table(records))
-    print(f"\nREADME table:\n{lib.readme_table(records)}")
+    print(report.format_table(records))
+    print(f"\nREADME table:\n{report.readme_table(records)}")
     goals = {
         name: all(r["goals"][name] for r in records) for name in records[0]["goals"]
     }
@@ -158,7 +159,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"jax {run.versions['jax']} {machine['backend']}, "
         f"{machine['cpu_count']} CPUs"
     )
-    lib.plot(records, title, args.out_dir / f"{RESULTS_STEM}.png")
+    report.plot(records, title, args.out_dir / f"{RESULTS_STEM}.png")
     print(f"wrote {json_path} and {RESULTS_STEM}.png")
     return 0
 

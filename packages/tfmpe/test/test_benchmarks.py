@@ -59,7 +59,7 @@ def test_readme_tables_are_the_stored_results(monkeypatch):
         for stem in ("fmpe", "tokens")
     }
     fmpe = importlib.import_module("fmpe_report").markdown(stored["fmpe"]["results"])
-    tokens = importlib.import_module("tokens_lib").readme_table(
+    tokens = importlib.import_module("tokens_report").readme_table(
         stored["tokens"]["results"]["per_n"]
     )
     for line in (fmpe + "\n" + tokens).splitlines():
