@@ -32,9 +32,9 @@ import numpy as np
 
 # The script's own folder is on sys.path when it runs.
 import readme_blocks
+from fit_report import fit_payload, plot_fit, print_fit_summary
 from fit_tracking import PearsonMonitor, threshold_crossings, timing_summary
 from harness import reference_data, run_record, start_run, write_json
-from reporting import fit_payload, plot_fit, print_fit_summary
 from rf00379 import checked_pair_cc_fn, prepare, snapshot_ceiling
 
 from jax_smm import SMMConfig, fit_smm

@@ -36,7 +36,7 @@ from harness import run_record, start_run, time_calls, write_json
 from peers import IMPLEMENTATIONS, make_sampler
 from peers.base import Sampler
 from potts_grid import PARAM_STD, check_parameterization, compare_marginals, make_potts
-from reporting import format_table, plot_throughput, ratios
+from sampler_report import format_table, plot_throughput, ratios
 
 SIDE = 64
 SEED = 1234

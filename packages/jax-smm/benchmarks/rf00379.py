@@ -1,20 +1,27 @@
 """The RF00379 alignment and its Potts model, for ``bench_fit_rf00379.py``.
 
-Reading and encoding the FASTA file, DCA sequence reweighting, the fully
-connected Potts graph, the fast connected correlations and the noise ceiling
+The alignment (read, encoded and reweighted by ``msa``), the fully connected
+Potts graph, the fast connected correlations and the noise ceiling
 of a one-state-per-chain estimate; :func:`prepare` runs the data steps in order.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+from msa import (
+    ALPHABET,
+    IDENTITY_THRESHOLD,
+    encode_alignment,
+    read_fasta,
+    sequence_weights,
+)
 
 from jax_smm import (
     Factor,
@@ -26,111 +33,7 @@ from jax_smm import (
     estimate_moments,
 )
 
-ALPHABET = "-ACGU"
 EXPECTED_SHAPE = (3827, 136)
-IDENTITY_THRESHOLD = 0.8
-
-
-# --------------------------------------------------------------------------- data
-
-
-def read_fasta(path: Path) -> list[str]:
-    """Read the sequences of a FASTA file (records may span several lines).
-
-    Parameters
-    ----------
-    path : Path
-        The FASTA file; header lines start with ``>``.
-
-    Returns
-    -------
-    list of str
-        The sequences in file order, upper-cased, whitespace removed.
-    """
-    sequences: list[str] = []
-    parts: list[str] | None = None
-    with path.open(encoding="ascii", errors="replace") as handle:
-        for line in handle:
-            line = line.strip()
-            if line.startswith(">"):
-                if parts is not None:
-                    sequences.append("".join(parts))
-                parts = []
-            elif line:
-                if parts is None:
-                    raise ValueError(f"{path}: sequence data before the first header")
-                parts.append(line.upper())
-    if parts is not None:
-        sequences.append("".join(parts))
-    return sequences
-
-
-def encode_alignment(sequences: Sequence[str], alphabet: str = ALPHABET) -> np.ndarray:
-    """Map aligned sequences to integer states.
-
-    Parameters
-    ----------
-    sequences : sequence of str
-        Aligned sequences, all of one length.
-    alphabet : str
-        Letter of each state; letters outside it map to state 0 (the gap).
-
-    Returns
-    -------
-    numpy.ndarray
-        ``int32[N, L]`` states.
-    """
-    lengths = {len(s) for s in sequences}
-    if len(lengths) != 1:
-        raise ValueError(f"sequences have different lengths: {sorted(lengths)}")
-    lookup = np.zeros(256, np.int32)
-    for state, letter in enumerate(alphabet):
-        lookup[ord(letter)] = state
-    raw = np.frombuffer("".join(sequences).encode("ascii", "replace"), np.uint8)
-    return lookup[raw].reshape(len(sequences), lengths.pop())
-
-
-def sequence_weights(
-    seqs: np.ndarray,
-    num_states: int,
-    identity: float = IDENTITY_THRESHOLD,
-    block_rows: int = 1024,
-) -> np.ndarray:
-    """DCA reweighting: one over the size of each sequence's identity cluster.
-
-    Two sequences are neighbors when they agree at a fraction ``>= identity``
-    of the columns (gap against gap counts as agreement). Agreements are counted
-    as products of one-hot matrices, a block of rows at a time.
-
-    Parameters
-    ----------
-    seqs : int[N, L]
-        Integer states.
-    num_states : int
-        Number of states per column.
-    identity : float
-        Fractional-identity threshold.
-    block_rows : int
-        Rows per matrix product (bounds memory at ``block_rows * N`` floats).
-
-    Returns
-    -------
-    numpy.ndarray
-        ``float64[N]`` weights; each sequence counts itself, so all are <= 1.
-    """
-    n, length = seqs.shape
-    onehot = np.zeros((n, length * num_states), np.float32)
-    onehot[np.arange(n)[:, None], np.arange(length) * num_states + seqs] = 1.0
-    # Agreement counts are small integers, exact in float32; the tolerance only
-    # guards the product identity * length against rounding.
-    min_agree = identity * length - 1e-6
-    neighbors = np.empty(n, np.int64)
-    for start in range(0, n, block_rows):
-        agree = onehot[start : start + block_rows] @ onehot.T
-        neighbors[start : start + block_rows] = np.count_nonzero(
-            agree >= min_agree, axis=1
-        )
-    return 1.0 / neighbors
 
 
 # -------------------------------------------------------------------------- model
