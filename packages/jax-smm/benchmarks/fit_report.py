@@ -7,6 +7,7 @@ and :func:`plot_fit` draws them (written by ``jax_smm.plots.save_figure``).
 from __future__ import annotations
 
 import argparse
+import hashlib
 from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
@@ -45,7 +46,8 @@ def fit_payload(
     data : Prepared
         The alignment, graph and targets.
     data_path : Path
-        The FASTA file read.
+        The FASTA file read (recorded by name and SHA-256, not by its
+        machine-specific location).
     settings : dict
         The run's settings.
     ceiling : sequence of float
@@ -73,7 +75,8 @@ def fit_payload(
             "subtract the first chunk's excess over the median chunk"
         ),
         "data": {
-            "path": str(data_path),
+            "file": data_path.name,
+            "sha256": hashlib.sha256(data_path.read_bytes()).hexdigest(),
             "num_sequences": data.seqs.shape[0],
             "num_columns": data.seqs.shape[1],
             "alphabet": ALPHABET,

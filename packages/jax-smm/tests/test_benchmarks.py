@@ -1,6 +1,7 @@
 """The benchmarks' README blocks and their quick modes (so no benchmark rots)."""
 
 import dataclasses
+import hashlib
 import importlib.util
 import json
 import os
@@ -107,10 +108,11 @@ def reference_file(name):
 
 @pytest.mark.slow
 def test_fit_benchmark_quick_mode(tmp_path):
+    fasta = reference_file("RF00379.fasta")
     run(
         "bench_fit_rf00379.py",
         "--data",
-        str(reference_file("RF00379.fasta")),
+        str(fasta),
         "--quick",
         "--max-seconds",
         "8",
@@ -120,6 +122,11 @@ def test_fit_benchmark_quick_mode(tmp_path):
     payload = json.loads((tmp_path / "fit_rf00379_quick.json").read_text())
     assert payload["curve"] and payload["settings"]["quick"]
     assert 0.5 < payload["snapshot_noise_ceiling"]["median"] < 1.0
+    # the data are named by file and content, not by this machine's folders
+    sha256 = hashlib.sha256(fasta.read_bytes()).hexdigest()
+    assert payload["data"]["file"] == "RF00379.fasta"
+    assert payload["data"]["sha256"] == sha256
+    assert str(fasta.parent) not in json.dumps(payload["data"])
     stored = json.loads((BENCH / "results" / "sampler_throughput.json").read_text())
     assert run_record_shape(payload) == run_record_shape(stored)
     assert (tmp_path / "fit_rf00379_quick.png").is_file()
