@@ -37,7 +37,7 @@ from calibrated_response.models import (
     ProbabilityEstimate,
 )
 from jax_smm.persistence import atomic_write
-from jax_smm.plots import save_figure
+from jax_smm.plots import pyplot, save_figure
 
 BINS = 10
 MIN_CONDITION_MASS = 0.05
@@ -240,10 +240,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def plot_errors(errors: np.ndarray, seconds: float, n_vars: int, path: Path) -> None:
     """Histogram of the per-estimate errors, with the goal marked."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     fig, ax = plt.subplots(figsize=(6, 3.5))
     ax.hist(errors, bins=np.logspace(-5, 0, 51), color="tab:blue", alpha=0.8)

@@ -20,7 +20,7 @@ from peers.adabmdca import PEER_REFERENCE
 from rf00379 import Prepared
 
 from jax_smm import FitHistory
-from jax_smm.plots import save_figure
+from jax_smm.plots import pyplot, save_figure
 
 
 def fit_payload(
@@ -197,10 +197,7 @@ def plot_fit(
     title : str
         Figure title.
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     seconds = np.array([p.seconds for p in points])
     values = np.array([p.pearson for p in points])

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 from peers import IMPLEMENTATIONS
 
-from jax_smm.plots import save_figure
+from jax_smm.plots import pyplot, save_figure
 
 
 def ratios(records: Sequence[dict[str, Any]]) -> dict[str, dict[str, float]]:
@@ -57,10 +57,7 @@ def format_table(records: Sequence[dict[str, Any]]) -> str:
 
 def plot_throughput(records: Sequence[dict[str, Any]], title: str, path: Path) -> None:
     """Grouped bar chart of the rates (one group per K), log y axis."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     ks = sorted({r["k"] for r in records})
     present = [

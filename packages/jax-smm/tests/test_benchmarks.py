@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
@@ -45,6 +46,33 @@ def test_stored_results_share_one_run_record():
         assert next(iter(payload)) == "run" and list(payload["run"]) == fields
         shapes.append(run_record_shape(payload))
     assert shapes[0] == shapes[1]
+
+
+def test_alignment_is_read_encoded_and_reweighted_as_dca_defines_it(tmp_path):
+    msa = load("msa")
+    fasta = tmp_path / "toy.fasta"
+    fasta.write_text(">a\nAC-\nGU\n>b\nac-gn\n\n>c\nACGGU\n")
+    sequences = msa.read_fasta(fasta)
+    assert sequences == ["AC-GU", "AC-GN", "ACGGU"]
+    np.testing.assert_array_equal(
+        msa.encode_alignment(sequences),
+        [[1, 2, 0, 3, 4], [1, 2, 0, 3, 0], [1, 2, 3, 3, 4]],  # N is a gap
+    )
+    with pytest.raises(ValueError, match="different lengths"):
+        msa.encode_alignment(["AC", "ACG"])
+    fasta.write_text("ACGU\n>a\nACGU\n")
+    with pytest.raises(ValueError, match="before the first header"):
+        msa.read_fasta(fasta)
+    # weights against the definition, pair by pair: 1 / #{j : identity >= 0.8}
+    seqs = np.random.default_rng(0).integers(0, 3, size=(40, 10))
+    seqs[20:] = seqs[:20]  # exact copies, so clusters of two and more exist
+    seqs[30:, :2] = (seqs[30:, :2] + 1) % 3  # 80 % identity: still neighbors
+    seqs[39] = seqs[0]  # a cluster of three: rows 0, 20 and 39
+    identity = (seqs[:, None, :] == seqs[None, :, :]).mean(axis=2)
+    expected = 1.0 / (identity >= 0.8).sum(axis=1)
+    weights = msa.sequence_weights(seqs, num_states=3, block_rows=7)
+    np.testing.assert_allclose(weights, expected, rtol=0, atol=0)
+    assert weights[0] == weights[39] == 1 / 3 and weights[30] == 0.5
 
 
 def test_replace_block_rewrites_between_markers_only():

@@ -45,7 +45,7 @@ from calibrated_response.models import (
     VariableUnion,
 )
 from jax_smm.persistence import atomic_write
-from jax_smm.plots import save_figure
+from jax_smm.plots import pyplot, save_figure
 
 QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
 
@@ -164,10 +164,7 @@ def plot_marginals(
     problem: Problem, marginals: dict[str, HistogramDistribution], path: Path
 ) -> None:
     """One panel per variable: the histogram density, estimates as lines."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     n = len(marginals)
     cols = min(3, n)

@@ -5,9 +5,24 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 from jax_smm.persistence import atomic_write
+
+
+def pyplot() -> ModuleType:
+    """``matplotlib.pyplot`` on the non-interactive Agg backend.
+
+    Every figure the package draws starts here, so plotting works without a
+    display (CI, clusters).
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
 
 
 def save_figure(fig: Any, path: str | os.PathLike) -> Path:
@@ -73,10 +88,7 @@ def plot_history(
             f"path {str(path)!r} is a folder; give a file name such as "
             f"{str(Path(path) / 'history.png')!r}"
         )
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     fig, ax = plt.subplots(figsize=(6, 4))
     ax.semilogy(history["iteration"], history["max_error"], label="max |error|")
